@@ -1,0 +1,53 @@
+# The Makefile is the interface: every target sets itself up (make setup is idempotent).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DO_NOT_TRACK := 1
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+export PYTHONHASHSEED := 0
+
+PYTHON ?= python3.11
+VENV := .venv
+UV := $(VENV)/bin/uv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.synced
+
+.PHONY: help setup run pipeline test test-slow bench serve mlflow-ui lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "uv==0.13.9"
+
+$(STAMP): $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --quiet
+	@touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the locked dependencies (idempotent)
+
+run: setup ## the main job: simulate and validate the default world
+	$(BIN)/influence simulate
+	$(BIN)/influence validate
+
+pipeline: setup ## simulate, validate, build features and labels (dvc repro)
+	$(BIN)/dvc repro
+
+test: setup ## the default test suite (fast; includes an end-to-end run on a small world)
+	$(BIN)/pytest -m "not slow" -q
+
+test-slow: setup ## the slow tests too (full default world, real servers)
+	$(BIN)/pytest -q
+
+bench: setup ## speed and memory benchmarks; writes reports/bench.json
+	$(BIN)/python -m benchmarks.run
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean: ## remove generated data, models and reports (keeps .venv)
+	rm -rf data mlruns mlartifacts mlflow.db reports/bench.json .pytest_cache

@@ -1,0 +1,83 @@
+"""Frozen, validated settings read from params.yaml, one model per stage section."""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BaseParams(_Section):
+    seed: int = 42
+    raw_dir: Path = Path("data/raw")
+    truth_dir: Path = Path("data/truth")
+    rejects_dir: Path = Path("data/rejects")
+    clean_dir: Path = Path("data/clean")
+    features_dir: Path = Path("data/features")
+    reports_dir: Path = Path("reports")
+
+
+class SimulateParams(_Section):
+    users: int = Field(20_000, gt=0)
+    days: int = Field(150, gt=0)
+    end_date: date = date(2026, 11, 1)
+    bot_share: float = Field(0.04, ge=0, le=0.5)
+    bought_share: float = Field(0.03, ge=0, le=0.5)
+    pod_share: float = Field(0.03, ge=0, le=0.5)
+
+
+class ValidateParams(_Section):
+    max_reject_share: float = Field(0.02, ge=0, le=1)
+
+
+class FeaturesParams(_Section):
+    windows: tuple[int, ...] = (7, 30, 90)
+    as_of_step_days: int = Field(7, gt=0)
+    n_as_of: int = Field(6, gt=0)
+    pagerank_damping: float = Field(0.85, gt=0, lt=1)
+    pagerank_iterations: int = Field(20, gt=0)
+
+
+class LabelsParams(_Section):
+    horizon_days: int = Field(30, gt=0)
+
+
+class Params(_Section):
+    """All of params.yaml. Sections added by later stages are kept as plain mappings until
+    they get a model of their own, so an unknown key in a known section is still an error."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    base: BaseParams = BaseParams()
+    simulate: SimulateParams = SimulateParams()
+    validate_: ValidateParams = Field(ValidateParams(), alias="validate")
+    features: FeaturesParams = FeaturesParams()
+    labels: LabelsParams = LabelsParams()
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> Params:
+    """Read params.yaml; a missing file gives the embedded defaults."""
+    path = Path(path)
+    raw: dict[str, Any] = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return Params.model_validate(raw or {})
+
+
+@lru_cache(maxsize=1)
+def default_params() -> Params:
+    return load_params()
+
+
+def raw_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """params.yaml as a plain dict, for logging every key to MLflow."""
+    path = Path(path)
+    return yaml.safe_load(path.read_text()) if path.exists() else {}

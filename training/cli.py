@@ -1,0 +1,5 @@
+"""`influence` subcommands of the training package (merged into influence.cli)."""
+
+import typer
+
+app = typer.Typer()
