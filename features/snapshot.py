@@ -1,0 +1,449 @@
+"""The signal snapshot: the one contract between raw data and the model.
+
+A snapshot holds, for one user as of a date T, per linked network and per window of the last
+`window_days` days before T, the counters the model reads. The batch pipeline
+(`features.build`) writes them for every user from the raw tables; an HTTP client sends one for
+one user. Both become the same long table (`Snapshots`: one row per user_id, as_of, network,
+window_days) and from there share everything (`features.featurize`).
+
+Every signal is described once, in `SIGNALS`, by its *kind*, which says how a client's window is
+turned into the model's windows (`snapshots_to_frame`):
+
+- ``level``  a state at T (followers, account age, PageRank): the same for every window, not scaled;
+- ``count``  a count over the window (posts, reactions received, unique engagers): a rate, scaled by
+  ``model_window / client_window`` (unique engagers grow more slowly than linearly in reality;
+  linear scaling is the simple, documented approximation);
+- ``change`` a signed change over the window (follower growth): scaled like a count;
+- ``days``   days with activity in the window: scaled like a count, then capped by the window;
+- ``score``  a bounded score (engager influence 0-100, reciprocity 0-1): not scaled.
+
+A client may send one window per network (the usual case) or a list of windows (a batch-built
+snapshot has one per model window). For each model window the closest client window is used
+(exact match first, else the nearest by ratio of lengths, the longer on a tie). Missing fields
+and actions stay null: nothing is imputed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any, Literal, Union
+
+import pandera.polars as pa
+import polars as pl
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from influence.vocabulary import ALL_ACTIONS, FAMILIES, NETWORKS, actions_of
+
+MAX_COUNT = 1e10
+"""Upper bound of any counter: above every real audience (the largest accounts have ~1e8)."""
+MAX_DAYS = 36_500.0
+MAX_WINDOW_DAYS = 365
+KEY_COLUMNS: tuple[str, ...] = ("user_id", "as_of", "network", "window_days")
+
+
+class Kind(StrEnum):
+    LEVEL = "level"
+    COUNT = "count"
+    CHANGE = "change"
+    DAYS = "days"
+    SCORE = "score"
+
+
+@dataclass(frozen=True)
+class SnapshotSignal:
+    """One column of the snapshot table."""
+
+    name: str
+    kind: Kind
+    meaning: str
+    low: float = 0.0
+    high: float = MAX_COUNT
+
+
+def _audience() -> list[SnapshotSignal]:
+    return [
+        SnapshotSignal("followers", Kind.LEVEL, "followers at the end of the window (last day before T)"),
+        SnapshotSignal("following", Kind.LEVEL, "accounts followed at the end of the window"),
+        SnapshotSignal("lists", Kind.LEVEL, "public lists the account is on (Twitter only)"),
+        SnapshotSignal(
+            "follower_growth",
+            Kind.CHANGE,
+            "followers at the end of the window minus followers at its start (signed)",
+            low=-MAX_COUNT,
+        ),
+    ]
+
+
+def _activity() -> list[SnapshotSignal]:
+    return [
+        SnapshotSignal("posts", Kind.COUNT, "posts published in the window"),
+        SnapshotSignal("posts_with_media", Kind.COUNT, "posts with a photo or a video in the window"),
+        SnapshotSignal(
+            "active_days",
+            Kind.DAYS,
+            "days of the window with a post or a reaction sent",
+            high=MAX_WINDOW_DAYS,
+        ),
+        SnapshotSignal(
+            "account_age_days", Kind.LEVEL, "days since the account was created", high=MAX_DAYS
+        ),
+        SnapshotSignal(
+            "days_linked", Kind.LEVEL, "days since the network was linked to the platform", high=MAX_DAYS
+        ),
+    ]
+
+
+def _reactions() -> list[SnapshotSignal]:
+    received = [
+        SnapshotSignal(f"received_{a}", Kind.COUNT, f"'{a}' reactions received in the window")
+        for a in ALL_ACTIONS
+    ]
+    sent = [
+        SnapshotSignal(f"sent_{a}", Kind.COUNT, f"'{a}' reactions sent to others in the window")
+        for a in ALL_ACTIONS
+    ]
+    return received + sent
+
+
+def _engagers() -> list[SnapshotSignal]:
+    return [
+        SnapshotSignal("unique_engagers", Kind.COUNT, "distinct people who reacted in the window"),
+        *(
+            SnapshotSignal(
+                f"unique_engagers_{f}",
+                Kind.COUNT,
+                f"distinct people who reacted with a(n) {f} action in the window",
+            )
+            for f in FAMILIES
+        ),
+        SnapshotSignal(
+            "selective_reactions",
+            Kind.COUNT,
+            "reactions received, each weighted 1/(reactions its actor gave that day on that network)",
+        ),
+        SnapshotSignal(
+            "engager_influence",
+            Kind.SCORE,
+            "mean influence of the window's distinct engagers: percentile 0-100 of their "
+            "cross-network PageRank",
+            high=100.0,
+        ),
+        SnapshotSignal(
+            "pagerank",
+            Kind.LEVEL,
+            "weighted PageRank on this network's engagement graph (last max-window days), "
+            "scaled so the mean node has 1",
+        ),
+        SnapshotSignal(
+            "cross_network_pagerank",
+            Kind.LEVEL,
+            "weighted PageRank on the engagement graph of all networks together, mean 1",
+        ),
+        SnapshotSignal(
+            "conversations_started",
+            Kind.COUNT,
+            "distinct posts of the user that got a reply or comment in the window",
+        ),
+        SnapshotSignal(
+            "reciprocity",
+            Kind.SCORE,
+            "share of the window's engagers the user reacted to in the same window (0-1)",
+            high=1.0,
+        ),
+    ]
+
+
+SIGNALS: tuple[SnapshotSignal, ...] = (*_audience(), *_activity(), *_reactions(), *_engagers())
+SIGNAL_BY_NAME: dict[str, SnapshotSignal] = {s.name: s for s in SIGNALS}
+SIGNAL_COLUMNS: tuple[str, ...] = tuple(SIGNAL_BY_NAME)
+SNAPSHOT_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *SIGNAL_COLUMNS)
+
+# Pydantic fields that live in a dict rather than flat (received/sent per action, engagers per
+# family); every other signal is a flat optional field of `NetworkSignals`.
+_NESTED_PREFIXES = ("received_", "sent_", "unique_engagers_")
+FLAT_SIGNALS: tuple[str, ...] = tuple(
+    s.name for s in SIGNALS if not s.name.startswith(_NESTED_PREFIXES)
+)
+
+
+# --------------------------------------------------------------------------------------------
+# pandera: the long snapshot table
+# --------------------------------------------------------------------------------------------
+
+
+class _SnapshotKeys(pa.DataFrameModel):
+    class Config:
+        strict = True
+        coerce = True
+        ordered = False
+        unique = list(KEY_COLUMNS)
+
+    user_id: str = pa.Field(nullable=False)
+    """The raw network-independent user id, as a string (HTTP clients send any string)."""
+    as_of: pl.Date = pa.Field(nullable=True)
+    """Snapshot date T: signals use data strictly before T. Null when a client did not say."""
+    network: str = pa.Field(isin=list(NETWORKS))
+    window_days: int = pa.Field(ge=1, le=MAX_WINDOW_DAYS)
+
+
+def _snapshot_model() -> type[pa.DataFrameModel]:
+    annotations = {s.name: float for s in SIGNALS}
+    fields = {
+        s.name: pa.Field(nullable=True, ge=s.low, le=s.high, description=s.meaning) for s in SIGNALS
+    }
+    return type(
+        "Snapshots",
+        (_SnapshotKeys,),
+        {
+            "__annotations__": annotations,
+            "__doc__": "Signal snapshots, long form: one row per user_id, as_of, network and "
+            "window_days; every signal a nullable Float64 (null = unknown, never imputed).",
+            "__module__": __name__,
+            **fields,
+        },
+    )
+
+
+Snapshots = _snapshot_model()
+
+SNAPSHOT_DTYPES: dict[str, pl.DataType] = {
+    "user_id": pl.String(),
+    "as_of": pl.Date(),
+    "network": pl.String(),
+    "window_days": pl.Int64(),
+    **{name: pl.Float64() for name in SIGNAL_COLUMNS},
+}
+
+
+def empty_snapshots() -> pl.DataFrame:
+    return pl.DataFrame(schema=SNAPSHOT_DTYPES)
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic: the same schema for HTTP clients
+# --------------------------------------------------------------------------------------------
+
+NetworkName = Literal[NETWORKS]  # type: ignore[valid-type]
+ActionName = Literal[ALL_ACTIONS]  # type: ignore[valid-type]
+FamilyName = Literal[tuple(str(f) for f in FAMILIES)]  # type: ignore[valid-type]
+
+Count = Annotated[float, Field(strict=True, ge=0, le=MAX_COUNT, allow_inf_nan=False)]
+Change = Annotated[float, Field(strict=True, ge=-MAX_COUNT, le=MAX_COUNT, allow_inf_nan=False)]
+Days = Annotated[float, Field(strict=True, ge=0, le=MAX_DAYS, allow_inf_nan=False)]
+
+
+def _field(name: str) -> Any:
+    s = SIGNAL_BY_NAME[name]
+    return Field(
+        None, strict=True, ge=s.low, le=s.high, allow_inf_nan=False, description=s.meaning
+    )
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NetworkSignals(_Frozen):
+    """Counters of one network over the last `window_days` days before as_of.
+
+    Only `window_days` is required. Counters are non-negative finite numbers (fractions allowed:
+    clients often send averages); `received`/`sent` are keyed by the network's action names.
+    """
+
+    window_days: int = Field(ge=1, le=MAX_WINDOW_DAYS, strict=True, description="window length in days")
+    followers: float | None = _field("followers")
+    following: float | None = _field("following")
+    lists: float | None = _field("lists")
+    follower_growth: float | None = _field("follower_growth")
+    posts: float | None = _field("posts")
+    posts_with_media: float | None = _field("posts_with_media")
+    active_days: float | None = _field("active_days")
+    account_age_days: float | None = _field("account_age_days")
+    days_linked: float | None = _field("days_linked")
+    received: dict[ActionName, Count] = Field(
+        default_factory=dict, description="reactions received in the window, by action"
+    )
+    sent: dict[ActionName, Count] = Field(
+        default_factory=dict, description="reactions sent to others in the window, by action"
+    )
+    unique_engagers: float | None = _field("unique_engagers")
+    unique_engagers_by_family: dict[FamilyName, Count] = Field(
+        default_factory=dict, description="distinct engagers in the window, by action family"
+    )
+    selective_reactions: float | None = _field("selective_reactions")
+    engager_influence: float | None = _field("engager_influence")
+    pagerank: float | None = _field("pagerank")
+    cross_network_pagerank: float | None = _field("cross_network_pagerank")
+    conversations_started: float | None = _field("conversations_started")
+    reciprocity: float | None = _field("reciprocity")
+
+    @model_validator(mode="after")
+    def _active_days_within_window(self) -> NetworkSignals:
+        if self.active_days is not None and self.active_days > self.window_days:
+            raise ValueError(
+                f"active_days ({self.active_days:g}) exceeds window_days ({self.window_days})"
+            )
+        return self
+
+
+assert set(FLAT_SIGNALS) <= set(NetworkSignals.model_fields), "NetworkSignals misses a signal"
+
+
+def _one_or_many(value: Any) -> str:
+    return "windows" if isinstance(value, (list, tuple)) else "window"
+
+
+NetworkWindows = Annotated[
+    Union[
+        Annotated[NetworkSignals, Tag("window")],
+        Annotated[list[NetworkSignals], Tag("windows"), Field(min_length=1, max_length=16)],
+    ],
+    Discriminator(_one_or_many),
+]
+
+
+class SignalSnapshot(_Frozen):
+    """One user's signal snapshot: per linked network, one window of counters (or a list of
+    windows with distinct lengths)."""
+
+    user_id: str | None = Field(None, max_length=256)
+    as_of: date | None = None
+    networks: dict[NetworkName, NetworkWindows] = Field(min_length=1)
+
+    @field_validator("networks")
+    @classmethod
+    def _actions_belong_to_their_network(cls, networks: dict) -> dict:
+        for network, value in networks.items():
+            windows = value if isinstance(value, list) else [value]
+            allowed = actions_of(network)
+            for signals in windows:
+                for side in ("received", "sent"):
+                    unknown = [a for a in getattr(signals, side) if a not in allowed]
+                    if unknown:
+                        raise ValueError(
+                            f"networks.{network}.{side}: action {unknown[0]!r} is not allowed on "
+                            f"{network}; allowed: {', '.join(allowed)}"
+                        )
+            lengths = [w.window_days for w in windows]
+            if len(set(lengths)) != len(lengths):
+                raise ValueError(f"networks.{network}: window_days repeated in {lengths}")
+        return networks
+
+    def windows_of(self, network: str) -> list[NetworkSignals]:
+        value = self.networks[network]
+        return list(value) if isinstance(value, list) else [value]
+
+
+# --------------------------------------------------------------------------------------------
+# pydantic -> long frame (the serving path) and back
+# --------------------------------------------------------------------------------------------
+
+
+def closest_window(available: Sequence[int], target: int) -> int:
+    """The client window used for a model window: exact match, else nearest by ratio of lengths
+    (the longer on a tie)."""
+    if target in available:
+        return target
+    return min(available, key=lambda w: (abs(math.log(w / target)), -w))
+
+
+def scale_signal(name: str, value: float | None, source_days: int, target_days: int) -> float | None:
+    """The window rule for one signal (see the module docstring)."""
+    if value is None:
+        return None
+    kind = SIGNAL_BY_NAME[name].kind
+    if kind in (Kind.LEVEL, Kind.SCORE) or source_days == target_days:
+        return float(value)
+    scaled = float(value) * target_days / source_days
+    return min(scaled, float(target_days)) if kind is Kind.DAYS else scaled
+
+
+def _signal_values(network: str, signals: NetworkSignals) -> dict[str, float | None]:
+    values: dict[str, float | None] = {name: getattr(signals, name) for name in FLAT_SIGNALS}
+    for side in ("received", "sent"):
+        given = getattr(signals, side)
+        values.update({f"{side}_{a}": given.get(a) for a in ALL_ACTIONS})
+    values.update(
+        {f"unique_engagers_{f}": signals.unique_engagers_by_family.get(str(f)) for f in FAMILIES}
+    )
+    return values
+
+
+def _snapshot_keys(snapshots: Sequence[SignalSnapshot]) -> list[str]:
+    """A unique key per snapshot: its user_id, '#<position>' when absent, and
+    '<user_id>#<position>' for a repeated (user_id, as_of), so rows of a batch never merge."""
+    seen: set[tuple[str, date | None]] = set()
+    keys = []
+    for position, snapshot in enumerate(snapshots):
+        key = snapshot.user_id if snapshot.user_id is not None else f"#{position}"
+        if (key, snapshot.as_of) in seen:
+            key = f"{key}#{position}"
+        seen.add((key, snapshot.as_of))
+        keys.append(key)
+    return keys
+
+
+def snapshots_to_frame(
+    snapshots: Sequence[SignalSnapshot], windows: Iterable[int] = (7, 30, 90)
+) -> pl.DataFrame:
+    """Client snapshots -> the long `Snapshots` table, one row per network and model window,
+    by the window rule of the module docstring. Rows keep the order of the input."""
+    windows = tuple(windows)
+    columns: dict[str, list] = {name: [] for name in SNAPSHOT_COLUMNS}
+    for key, snapshot in zip(_snapshot_keys(snapshots), snapshots, strict=True):
+        for network in snapshot.networks:
+            given = {w.window_days: w for w in snapshot.windows_of(network)}
+            per_window = {d: _signal_values(network, s) for d, s in given.items()}
+            for target in windows:
+                source = closest_window(tuple(given), target)
+                columns["user_id"].append(key)
+                columns["as_of"].append(snapshot.as_of)
+                columns["network"].append(network)
+                columns["window_days"].append(target)
+                for name, value in per_window[source].items():
+                    columns[name].append(scale_signal(name, value, source, target))
+    return pl.DataFrame(columns, schema=SNAPSHOT_DTYPES)
+
+
+def frame_to_snapshots(frame: pl.DataFrame) -> list[SignalSnapshot]:
+    """The long table -> one `SignalSnapshot` per (user_id, as_of), each network with all its
+    windows: what a client holding a batch-built snapshot sends to get the batch score."""
+    snapshots = []
+    for (user_id, as_of), rows in frame.group_by(["user_id", "as_of"], maintain_order=True):
+        networks: dict[str, list[dict]] = {}
+        for row in rows.sort("window_days").iter_rows(named=True):
+            networks.setdefault(row["network"], []).append(_row_to_network_signals(row))
+        snapshots.append(
+            SignalSnapshot.model_validate(
+                {"user_id": user_id, "as_of": as_of, "networks": networks}
+            )
+        )
+    return snapshots
+
+
+def _row_to_network_signals(row: dict[str, Any]) -> dict[str, Any]:
+    network = row["network"]
+    out: dict[str, Any] = {"window_days": int(row["window_days"])}
+    out.update({name: row[name] for name in FLAT_SIGNALS if row[name] is not None})
+    for side in ("received", "sent"):
+        out[side] = {
+            a: row[f"{side}_{a}"] for a in actions_of(network) if row[f"{side}_{a}"] is not None
+        }
+    out["unique_engagers_by_family"] = {
+        str(f): row[f"unique_engagers_{f}"]
+        for f in FAMILIES
+        if row[f"unique_engagers_{f}"] is not None
+    }
+    return out
