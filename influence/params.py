@@ -34,6 +34,8 @@ class SimulateParams(_Section):
     bot_share: float = Field(0.04, ge=0, le=0.5)
     bought_share: float = Field(0.03, ge=0, le=0.5)
     pod_share: float = Field(0.03, ge=0, le=0.5)
+    corrupt_share: float = Field(0.0005, ge=0, le=0.2)
+    """Share of rows the simulator corrupts the way a broken export would (0 = clean)."""
 
 
 class ValidateParams(_Section):
