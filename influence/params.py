@@ -54,6 +54,34 @@ class LabelsParams(_Section):
     horizon_days: int = Field(30, gt=0)
 
 
+class ScoreDailyParams(_Section):
+    """The daily scoring job, its score-history store and the published-score smoothing
+    (`serving.daily`, `serving.history`)."""
+
+    store: Path = Path("data/history/scores.duckdb")
+    half_life_days: float = Field(3.0, gt=0)
+    """Exponential smoothing: a lasting change of the model's score is half published after this
+    many days (counted on days the user's signals change)."""
+    dead_band: float = Field(0.5, ge=0)
+    """Changes smaller than this many points between the model's score and the published one are
+    not published."""
+    max_gap_days: int = Field(30, gt=0)
+    """A published score older than this is forgotten: the user starts afresh at the model score."""
+    score_decimals: int = Field(2, ge=0, le=6)
+    backfill_days: int = Field(30, gt=0)
+    """Days `make backfill` fills, ending with the last day of data."""
+    history_max_days: int = Field(730, gt=0)
+    """Longest series `GET /users/{id}/history?days=` returns."""
+    lock_timeout_seconds: float = Field(30.0, ge=0)
+    """How long a writer waits for readers of the store file to let go (DuckDB: one writer)."""
+    compare_report: Path = Path("reports/compare_models.json")
+    compare_thresholds: tuple[float, ...] = (1.0, 5.0)
+    """Report the share of users whose score moves by more than each of these points."""
+    compare_top_movers: int = Field(20, ge=0)
+    compare_max_median_abs_delta: float = Field(1.0, ge=0)
+    compare_max_p99_abs_delta: float = Field(5.0, ge=0)
+
+
 class Params(_Section):
     """All of params.yaml. Sections added by later stages are kept as plain mappings until
     they get a model of their own, so an unknown key in a known section is still an error."""
@@ -65,6 +93,7 @@ class Params(_Section):
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     features: FeaturesParams = FeaturesParams()
     labels: LabelsParams = LabelsParams()
+    score_daily: ScoreDailyParams = ScoreDailyParams()
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
