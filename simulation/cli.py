@@ -48,3 +48,31 @@ def simulate(
     if summary.corrupted:
         bad = sum(summary.corrupted.values())
         typer.echo(f"  corrupted    {bad:>12,} rows ({', '.join(sorted(summary.corrupted))})")
+
+
+@app.command()
+def realism(
+    raw: Path = typer.Option(None, help="raw tables folder [base.raw_dir]"),
+    real: Path = typer.Option(None, help="real Twitter sample "
+                                         "[../shared/data/twitter_profiles_peerindex.csv]"),
+    report: Path = typer.Option(None, help="JSON report [<base.reports_dir>/realism.json]"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params file"),
+) -> None:
+    """Compare the simulated Twitter accounts with real ones (quantiles, rank correlations)."""
+    import json
+
+    from influence.params import load_params
+    from simulation.realism import compare, default_real_sample, read_raw_signals, read_real
+    from simulation.realism import render
+
+    params = load_params(params_file)
+    raw = raw or params.base.raw_dir
+    real = real or default_real_sample()
+    report = report or params.base.reports_dir / "realism.json"
+    if not real.exists():
+        raise typer.BadParameter(f"real sample not found: {real}", param_hint="--real")
+    result = compare(read_raw_signals(raw), read_real(real))
+    typer.echo(render(result))
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(json.dumps(result, indent=2) + "\n")
+    typer.echo(f"wrote {report}")

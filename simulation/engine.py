@@ -64,7 +64,8 @@ class State:
     """Followers won (or lost) inside the window, per account, purchases excluded."""
     bought: np.ndarray
     """Followers bought inside the window, per account."""
-    following: np.ndarray
+    followed: np.ndarray
+    """Accounts followed inside the window beyond the account's ramp-up, per account."""
     posts_total: np.ndarray
     last_post: np.ndarray
     """Latest post id of each account, -1 before its first post."""
@@ -105,7 +106,7 @@ def initial_state(world: World) -> State:
         influence=world.pop.users.influence.copy(),
         earned=np.zeros(m),
         bought=np.zeros(m),
-        following=acc.following_start.copy(),
+        followed=np.zeros(m),
         posts_total=acc.posts_before.copy(),
         last_post=np.full(m, -1, dtype=np.int64),
         recip_actor=empty,
@@ -241,7 +242,7 @@ def simulate_day(world: World, state: State, day: int,
              post_id[p2], _after(sec1[via], rng))
 
     _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng)
-    _reciprocity(world, rows, state, active, rng)
+    _reciprocity(world, rows, state, active, audience, rng)
     _bots(world, rows, active, author, post_id, post_sec, post_net, rng)
     _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng)
     _pods(world, rows, active, author, post_id, post_sec, post_net, rng)
@@ -267,7 +268,7 @@ def simulate_day(world: World, state: State, day: int,
         interaction_post=ipost,
         profile_account=shown,
         followers=followers[shown],
-        following=np.floor(new_state.following[shown]).astype(np.int64),
+        following=public_following(world, new_state, day + 1)[shown],
         lists=lists[shown],
         posts_total=new_state.posts_total[shown],
     )
@@ -285,6 +286,13 @@ def public_counters(world: World, state: State, day: int) -> tuple[np.ndarray, n
     lists = np.where(world.nets.has_lists[acc.network],
                      np.floor(acc.list_ratio * real**0.95), -1).astype(np.int64)
     return followers, lists
+
+
+def public_following(world: World, state: State, day: int) -> np.ndarray:
+    acc = world.pop.accounts
+    age = np.maximum(day - acc.created_day, 0)
+    ramp = -np.expm1(-age / acc.following_ramp)
+    return np.floor(acc.following_potential * ramp + state.followed).astype(np.int64)
 
 
 def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
@@ -310,16 +318,18 @@ def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
              rng.integers(0, DAY_SEC, len(hit)))
 
 
-def _reciprocity(world, rows, state, active, rng) -> None:
+def _reciprocity(world, rows, state, active, audience, rng) -> None:
     """People return yesterday's replies and shares on the giver's latest post."""
     nets, acc = world.nets, world.pop.accounts
-    back = rng.random(len(state.recip_actor)) < world.cfg.reciprocity
+    # Big accounts cannot return every favour: the chance falls with the receiver's audience.
+    chance = world.cfg.reciprocity / (1.0 + np.sqrt(audience[state.recip_target] / 2_000.0))
+    back = rng.random(len(state.recip_actor)) < chance
     giver, receiver = state.recip_actor[back], state.recip_target[back]
     post = state.last_post[giver]
     ok = (post >= 0) & active[receiver]
     giver, receiver, post = giver[ok], receiver[ok], post[ok]
     net = acc.network[giver]
-    talk = rng.random(len(giver)) < 0.4
+    talk = rng.random(len(giver)) < 0.25
     action = np.where(talk, nets.conversation_code[net], nets.approval_code[net])
     rows.add(receiver, giver, action, post, rng.integers(0, DAY_SEC, len(giver)))
 
@@ -389,12 +399,17 @@ def _finish(world, rows) -> tuple[np.ndarray, ...]:
     actor, target, action, post, sec = (a[keep] for a in (actor, target, action, post, sec))
     on_post = np.flatnonzero(post >= 0)
     key = ((post[on_post] - POST_ID_BASE) * m + actor[on_post]) * n_actions + action[on_post]
-    _, first = np.unique(key, return_index=True)
-    keep = np.ones(len(actor), dtype=bool)
-    keep[on_post] = False
-    keep[on_post[first]] = True
-    actor, target, action, post, sec = (a[keep] for a in (actor, target, action, post, sec))
-    order = np.lexsort((action, target, actor, sec))
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    repeat = np.zeros(len(actor), dtype=bool)
+    repeat[on_post[by_key[1:][sorted_key[1:] == sorted_key[:-1]]]] = True
+    actor, target, action, post, sec = (a[~repeat] for a in (actor, target, action, post, sec))
+    # One int64 key (time, actor, target, action) orders the day; rows equal in all of them
+    # are identical, so an unstable sort is still deterministic.
+    if DAY_SEC * m * m * n_actions < 2**62:
+        order = np.argsort(((sec * m + actor) * m + target) * n_actions + action)
+    else:
+        order = np.lexsort((action, target, actor, sec))
     return tuple(a[order] for a in (actor, target, action, post, sec))
 
 
@@ -411,8 +426,8 @@ def _advance(world, state, day, rng, audience, z_acc, active, is_bot_acc, author
     earned = state.earned + rng.poisson(np.bincount(target, gain, minlength=m) + organic) - churn
 
     bought = state.bought + np.where(acc.buy_day == day, acc.buy_size, 0.0)
-    follow_rate = np.where(is_bot_acc, 25.0, 0.02 + 0.003 * np.sqrt(state.following))
-    following = state.following + rng.poisson(follow_rate * active)
+    follow_rate = np.where(is_bot_acc, 25.0, 0.02 + 0.003 * np.sqrt(acc.following_potential))
+    followed = state.followed + rng.poisson(follow_rate * active)
 
     last_post = state.last_post.copy()
     np.maximum.at(last_post, author, post_id)
@@ -427,7 +442,7 @@ def _advance(world, state, day, rng, audience, z_acc, active, is_bot_acc, author
         influence=influence,
         earned=earned,
         bought=bought,
-        following=following,
+        followed=followed,
         posts_total=state.posts_total + np.bincount(author, minlength=m),
         last_post=last_post,
         recip_actor=actor[giving],
