@@ -82,6 +82,70 @@ class ScoreDailyParams(_Section):
     compare_max_p99_abs_delta: float = Field(5.0, ge=0)
 
 
+class TrainParams(_Section):
+    """LightGBM on the engagement outcome (`training.train`)."""
+
+    label_transform: str = Field("log1p", pattern="^(log1p|identity)$")
+    num_leaves: int = Field(31, ge=2)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(600, gt=0)
+    early_stopping_rounds: int = Field(50, ge=0)
+    """0 trains all `n_estimators` trees; otherwise stop when the validation loss stalls."""
+    min_data_in_leaf: int = Field(50, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_freq: int = Field(1, ge=0)
+    lambda_l2: float = Field(1.0, ge=0)
+    max_bin: int = Field(255, ge=4)
+    monotone_method: str = Field("intermediate", pattern="^(basic|intermediate|advanced)$")
+    num_threads: int = Field(2, ge=1)
+    seed: int = 42
+    stability_seed: int = 4242
+    """Seed of the second training run whose score movement `evaluate` reports."""
+    validation_dates: int = Field(1, ge=1)
+    test_dates: int = Field(1, ge=1)
+    user_disjoint_share: float = Field(0.2, gt=0, lt=1)
+    augment_one_network: float = Field(0.15, ge=0, le=1)
+    """Share of multi-network training rows added again with only one network kept."""
+    augment_public_only: float = Field(0.10, ge=0, le=1)
+    """Share of training rows added again with public counters only (followers, following,
+    lists, posts)."""
+    augment_drop_optional: float = Field(0.10, ge=0, le=1)
+    """Share of training rows added again with a random half of the optional fields missing."""
+    monotone_probes: int = Field(300, ge=10)
+    """Random snapshots used to check each feature's direction in the monotone inputs."""
+
+
+class CalibrateParams(_Section):
+    """The raw -> 1..100 map (`training.calibrate`), fitted on the reference population."""
+
+    target_mean: float = Field(40.0, gt=1, lt=100)
+    target_p95: float = Field(63.0, gt=1, lt=100)
+    elite_score: float = Field(90.0, gt=1, le=100)
+    elite_share: float = Field(0.001, gt=0, lt=0.5)
+    """At most this share of the reference population scores `elite_score` or more."""
+    elite_margin: float = Field(1.0, ge=0, lt=10)
+    """The reference quantile 1 - elite_share is mapped to elite_score - elite_margin."""
+    knee_score: float = Field(50.0, gt=1, lt=100)
+    """Above this score the map is concave: each point costs more raw output than the last."""
+    min_alpha: float = Field(0.02, ge=0, le=0.5)
+    """Least curvature above the knee (see `training.calibrate`)."""
+    reference_path: Path = Path("models/reference/snapshots.parquet")
+    """Long snapshot table of the reference population; created from the latest as-of date of
+    the features when missing, then reused by every retrain."""
+    provisional_days: int = Field(30, ge=0)
+
+
+class EvaluateParams(_Section):
+    """Metrics of the model and its baselines on the test split (`training.evaluate`)."""
+
+    pairs: int = Field(200_000, gt=0)
+    ndcg_k: int = Field(100, gt=0)
+    seed: int = 42
+    max_stability_median: float = Field(1.0, ge=0)
+    max_stability_p99: float = Field(5.0, ge=0)
+
+
 class Params(_Section):
     """All of params.yaml. Sections added by later stages are kept as plain mappings until
     they get a model of their own, so an unknown key in a known section is still an error."""
@@ -93,6 +157,9 @@ class Params(_Section):
     validate_: ValidateParams = Field(ValidateParams(), alias="validate")
     features: FeaturesParams = FeaturesParams()
     labels: LabelsParams = LabelsParams()
+    train: TrainParams = TrainParams()
+    calibrate: CalibrateParams = CalibrateParams()
+    evaluate: EvaluateParams = EvaluateParams()
     score_daily: ScoreDailyParams = ScoreDailyParams()
 
 
