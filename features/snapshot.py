@@ -32,6 +32,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
 import pandera.polars as pa
 import polars as pl
 from pydantic import (
@@ -359,26 +360,88 @@ def closest_window(available: Sequence[int], target: int) -> int:
     return min(available, key=lambda w: (abs(math.log(w / target)), -w))
 
 
-def scale_signal(name: str, value: float | None, source_days: int, target_days: int) -> float | None:
-    """The window rule for one signal (see the module docstring)."""
-    if value is None:
-        return None
-    kind = SIGNAL_BY_NAME[name].kind
-    if kind in (Kind.LEVEL, Kind.SCORE) or source_days == target_days:
-        return float(value)
-    scaled = float(value) * target_days / source_days
-    return min(scaled, float(target_days)) if kind is Kind.DAYS else scaled
+KIND_CODES = {kind: i for i, kind in enumerate(Kind)}
+_SIGNAL_KIND = np.array([KIND_CODES[s.kind] for s in SIGNALS])
+_SCALED = np.isin(_SIGNAL_KIND, [KIND_CODES[Kind.COUNT], KIND_CODES[Kind.CHANGE], KIND_CODES[Kind.DAYS]])
+_CAPPED = _SIGNAL_KIND == KIND_CODES[Kind.DAYS]
+_FLAT_INDEX = [SIGNAL_COLUMNS.index(name) for name in FLAT_SIGNALS]
+_NESTED_INDEX = {
+    (side, key): SIGNAL_COLUMNS.index(f"{side}_{key}")
+    for side, keys in (("received", ALL_ACTIONS), ("sent", ALL_ACTIONS), ("unique_engagers", [str(f) for f in FAMILIES]))
+    for key in keys
+}
+NETWORK_INDEX = {n: i for i, n in enumerate(NETWORKS)}
 
 
-def _signal_values(network: str, signals: NetworkSignals) -> dict[str, float | None]:
-    values: dict[str, float | None] = {name: getattr(signals, name) for name in FLAT_SIGNALS}
-    for side in ("received", "sent"):
-        given = getattr(signals, side)
-        values.update({f"{side}_{a}": given.get(a) for a in ALL_ACTIONS})
-    values.update(
-        {f"unique_engagers_{f}": signals.unique_engagers_by_family.get(str(f)) for f in FAMILIES}
-    )
+def scale_to_window(values: np.ndarray, source_days: int, target_days: int) -> np.ndarray:
+    """The window rule on a vector of all signals (NaN = null), vectorised over signals."""
+    if source_days == target_days:
+        return values.copy()
+    out = np.where(_SCALED, values * (target_days / source_days), values)
+    return np.where(_CAPPED, np.minimum(out, float(target_days)), out)
+
+
+def _signal_vector(signals: NetworkSignals) -> np.ndarray:
+    values = np.full(len(SIGNAL_COLUMNS), np.nan)
+    for index, name in zip(_FLAT_INDEX, FLAT_SIGNALS):
+        value = getattr(signals, name)
+        if value is not None:
+            values[index] = value
+    for side, given in (
+        ("received", signals.received),
+        ("sent", signals.sent),
+        ("unique_engagers", signals.unique_engagers_by_family),
+    ):
+        for key, value in given.items():
+            values[_NESTED_INDEX[side, str(key)]] = value
     return values
+
+
+@dataclass(frozen=True)
+class SnapshotArrays:
+    """The long snapshot table as arrays: what `features.featurize` computes on.
+
+    Row r is (user_id[r], as_of[r], NETWORKS[network[r]], window_days[r]) with the signals
+    values[r] in `SIGNAL_COLUMNS` order, NaN for null. Both paths end here: the batch table via
+    `from_frame`, HTTP clients via `snapshots_to_arrays` without building a frame at all."""
+
+    user_id: list[str]
+    as_of: list[date | None]
+    network: np.ndarray
+    window_days: np.ndarray
+    values: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.user_id)
+
+    @classmethod
+    def from_frame(cls, frame: pl.DataFrame | pl.LazyFrame) -> SnapshotArrays:
+        if isinstance(frame, pl.LazyFrame):
+            frame = frame.collect()
+        unknown = set(frame["network"].unique().to_list()) - set(NETWORKS)
+        if unknown:
+            raise ValueError(f"unknown network(s) {sorted(unknown)}; allowed: {', '.join(NETWORKS)}")
+        return cls(
+            user_id=frame["user_id"].to_list(),
+            as_of=frame["as_of"].to_list(),
+            network=frame["network"].replace_strict(NETWORK_INDEX, return_dtype=pl.Int64).to_numpy(),
+            window_days=frame["window_days"].to_numpy().astype(np.int64),
+            values=frame.select(
+                pl.col(c).cast(pl.Float64).fill_null(np.nan) for c in SIGNAL_COLUMNS
+            ).to_numpy(),
+        )
+
+    def to_frame(self) -> pl.DataFrame:
+        columns = {
+            "user_id": pl.Series(self.user_id, dtype=pl.String),
+            "as_of": pl.Series(self.as_of, dtype=pl.Date),
+            "network": pl.Series([NETWORKS[i] for i in self.network], dtype=pl.String),
+            "window_days": pl.Series(self.window_days, dtype=pl.Int64),
+        }
+        signals = pl.from_numpy(self.values, schema=list(SIGNAL_COLUMNS), orient="row")
+        return pl.DataFrame(columns).hstack(signals).with_columns(
+            pl.col(SIGNAL_COLUMNS).fill_nan(None)
+        )
 
 
 def _snapshot_keys(snapshots: Sequence[SignalSnapshot]) -> list[str]:
@@ -395,26 +458,34 @@ def _snapshot_keys(snapshots: Sequence[SignalSnapshot]) -> list[str]:
     return keys
 
 
+def snapshots_to_arrays(
+    snapshots: Sequence[SignalSnapshot], windows: Iterable[int] = (7, 30, 90)
+) -> SnapshotArrays:
+    """Client snapshots -> the long table (as arrays), one row per network and model window,
+    by the window rule of the module docstring. Rows keep the order of the input."""
+    windows = tuple(windows)
+    user_ids, as_ofs, networks, lengths, rows = [], [], [], [], []
+    for key, snapshot in zip(_snapshot_keys(snapshots), snapshots, strict=True):
+        for network in snapshot.networks:
+            given = {w.window_days: _signal_vector(w) for w in snapshot.windows_of(network)}
+            for target in windows:
+                source = closest_window(tuple(given), target)
+                user_ids.append(key)
+                as_ofs.append(snapshot.as_of)
+                networks.append(NETWORK_INDEX[network])
+                lengths.append(target)
+                rows.append(scale_to_window(given[source], source, target))
+    values = np.vstack(rows) if rows else np.empty((0, len(SIGNAL_COLUMNS)))
+    return SnapshotArrays(
+        user_ids, as_ofs, np.asarray(networks, dtype=np.int64), np.asarray(lengths, dtype=np.int64), values
+    )
+
+
 def snapshots_to_frame(
     snapshots: Sequence[SignalSnapshot], windows: Iterable[int] = (7, 30, 90)
 ) -> pl.DataFrame:
-    """Client snapshots -> the long `Snapshots` table, one row per network and model window,
-    by the window rule of the module docstring. Rows keep the order of the input."""
-    windows = tuple(windows)
-    columns: dict[str, list] = {name: [] for name in SNAPSHOT_COLUMNS}
-    for key, snapshot in zip(_snapshot_keys(snapshots), snapshots, strict=True):
-        for network in snapshot.networks:
-            given = {w.window_days: w for w in snapshot.windows_of(network)}
-            per_window = {d: _signal_values(network, s) for d, s in given.items()}
-            for target in windows:
-                source = closest_window(tuple(given), target)
-                columns["user_id"].append(key)
-                columns["as_of"].append(snapshot.as_of)
-                columns["network"].append(network)
-                columns["window_days"].append(target)
-                for name, value in per_window[source].items():
-                    columns[name].append(scale_signal(name, value, source, target))
-    return pl.DataFrame(columns, schema=SNAPSHOT_DTYPES)
+    """Client snapshots -> the long `Snapshots` table (see `snapshots_to_arrays`)."""
+    return snapshots_to_arrays(snapshots, windows).to_frame()
 
 
 def frame_to_snapshots(frame: pl.DataFrame) -> list[SignalSnapshot]:
