@@ -1,0 +1,482 @@
+"""The score history: one row per user and day in an embedded DuckDB file, and the lookups the
+service answers from it (`GET /users/{user_id}/score`, `GET /users/{user_id}/history`).
+
+Layout of the store (path `score_daily.store`, default `data/history/scores.duckdb`):
+
+    scores  one row per (user_id, date), index on user_id
+        user_id        VARCHAR
+        date           DATE       the as-of day T the snapshot was built for
+        score          DOUBLE     the published score (smoothed, see `serving.daily`)
+        raw_score      DOUBLE     the model's score that day, unsmoothed
+        percentile     DOUBLE     percentile of the published score (reference population)
+        provisional    BOOLEAN    the model flagged the score provisional (young/thin accounts)
+        points         STRUCT(twitter DOUBLE, facebook DOUBLE, ...)  points of the model's score
+                                  per network (null: network not linked)
+        signal_hash    UBIGINT    fingerprint of the day's signal snapshot (smoothing holds the
+                                  score exactly when it equals the previous day's)
+        model_version  VARCHAR
+        written_at     TIMESTAMP  UTC
+    runs    one row per day written: date, model_version, users, half_life_days, dead_band,
+            written_at, seconds
+
+A day is replaced in one transaction: DELETE its rows, INSERT the new ones, replace its `runs` row,
+COMMIT. Nothing is visible before the commit, and a process killed before it leaves the previous
+history as it was (DuckDB discards an uncommitted transaction on the next open).
+
+Concurrency: a DuckDB file is open either by one writer or by any number of readers. The service
+opens the file read-only for each lookup (~20 ms) and the daily job opens it for writing only for
+the write itself (snapshots and scoring happen before), so each side only waits for the other's
+short access; both retry while the file is locked.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from influence.vocabulary import NETWORKS
+
+STORE_ENV = "INFLUENCE_HISTORY_STORE"
+"""Overrides `score_daily.store` (the service and the CLI read it)."""
+
+POINTS_DTYPE = pl.Struct({network: pl.Float64 for network in NETWORKS})
+HISTORY_SCHEMA = pl.Schema(
+    {
+        "user_id": pl.String,
+        "date": pl.Date,
+        "score": pl.Float64,
+        "raw_score": pl.Float64,
+        "percentile": pl.Float64,
+        "provisional": pl.Boolean,
+        "points": POINTS_DTYPE,
+        "signal_hash": pl.UInt64,
+        "model_version": pl.String,
+        "written_at": pl.Datetime("us"),
+    }
+)
+HISTORY_COLUMNS: tuple[str, ...] = tuple(HISTORY_SCHEMA.names())
+
+_POINTS_SQL = ", ".join(f"{network} DOUBLE" for network in NETWORKS)
+_DDL = (
+    f"""
+    CREATE TABLE IF NOT EXISTS scores (
+        user_id VARCHAR NOT NULL,
+        date DATE NOT NULL,
+        score DOUBLE NOT NULL,
+        raw_score DOUBLE NOT NULL,
+        percentile DOUBLE,
+        provisional BOOLEAN,
+        points STRUCT({_POINTS_SQL}),
+        signal_hash UBIGINT,
+        model_version VARCHAR NOT NULL,
+        written_at TIMESTAMP NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS scores_user ON scores (user_id)",
+    """
+    CREATE TABLE IF NOT EXISTS runs (
+        date DATE NOT NULL,
+        model_version VARCHAR NOT NULL,
+        users BIGINT NOT NULL,
+        half_life_days DOUBLE,
+        dead_band DOUBLE,
+        written_at TIMESTAMP NOT NULL,
+        seconds DOUBLE
+    )
+    """,
+)
+
+LOOKUP_DAYS = 30
+"""Days of a user's history the score lookup reads: enough for the month change."""
+DELTA_LAGS = {"day_change": 1, "week_change": 7, "month_change": 30}
+
+
+class StoreBusy(RuntimeError):
+    """The store file stayed locked by another process longer than the timeout."""
+
+
+class HistoryFrameError(ValueError):
+    """Rows handed to the store do not have the layout of `scores`."""
+
+
+@dataclass(frozen=True)
+class DayRun:
+    """What the `runs` table records about one written day."""
+
+    day: date
+    model_version: str
+    half_life_days: float | None = None
+    dead_band: float | None = None
+    seconds: float | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# the store (I/O)
+# --------------------------------------------------------------------------------------------
+
+
+def _is_lock_error(error: Exception) -> bool:
+    return isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+
+
+@dataclass(frozen=True)
+class HistoryStore:
+    path: Path
+    lock_timeout_seconds: float = 30.0
+
+    @contextmanager
+    def connect(self, *, write: bool, timeout: float | None = None) -> Iterator[Any]:
+        """A connection to the file, retried while another process holds its lock."""
+        timeout = self.lock_timeout_seconds if timeout is None else timeout
+        if write:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + timeout
+        pause = 0.01
+        while True:
+            try:
+                con = duckdb.connect(str(self.path), read_only=not write)
+                break
+            except duckdb.IOException as error:
+                if not _is_lock_error(error) or time.monotonic() >= deadline:
+                    if _is_lock_error(error):
+                        raise StoreBusy(f"{self.path} is locked by another process: {error}") from error
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
+        try:
+            if write:
+                for statement in _DDL:
+                    con.execute(statement)
+            yield con
+        finally:
+            con.close()
+
+    def exists(self) -> bool:
+        return Path(self.path).is_file()
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def replace_day(
+        self,
+        rows: pl.DataFrame,
+        run: DayRun,
+        *,
+        chunk_rows: int = 50_000,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Replace day `run.day` by `rows` in one transaction. `on_chunk(written, total)` is called
+        after each inserted chunk, inside the transaction. Returns the number of rows written."""
+        rows = conform_rows(rows, run.day)
+        with self.connect(write=True) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM scores WHERE date = ?", [run.day])
+                for start in range(0, rows.height, chunk_rows):
+                    chunk = rows.slice(start, chunk_rows).to_arrow()
+                    con.register("incoming", chunk)
+                    con.execute("INSERT INTO scores BY NAME SELECT * FROM incoming")
+                    con.unregister("incoming")
+                    if on_chunk is not None:
+                        on_chunk(min(start + chunk_rows, rows.height), rows.height)
+                con.execute("DELETE FROM runs WHERE date = ?", [run.day])
+                con.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [run.day, run.model_version, rows.height, run.half_life_days,
+                     run.dead_band, utc_now(), run.seconds],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return rows.height
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def _read(self, sql: str, parameters: list | None = None, *, timeout: float | None = None) -> pl.DataFrame | None:
+        """A query's result, None when there is no store yet."""
+        if not self.exists():
+            return None
+        with self.connect(write=False, timeout=timeout) as con:
+            if not _has_table(con, "scores"):
+                return None
+            return pl.from_arrow(con.sql(sql, params=parameters or []).to_arrow_table())
+
+    def previous_published(self, day: date, max_gap_days: int) -> pl.DataFrame:
+        """Each user's latest row before `day`, at most `max_gap_days` old: user_id, date, score,
+        signal_hash, model_version (empty when there is none)."""
+        frame = self._read(
+            """
+            SELECT user_id, date, score, signal_hash, model_version FROM scores
+            WHERE date < ? AND date >= ?
+            QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY date DESC) = 1
+            """,
+            [day, day - timedelta(days=max_gap_days)],
+        )
+        return _or_empty(frame, ["user_id", "date", "score", "signal_hash", "model_version"])
+
+    def user_history(self, user_id: str, days: int, *, timeout: float | None = None) -> pl.DataFrame:
+        """The user's rows of the `days` days ending on their latest day, oldest first."""
+        frame = self._read(
+            """
+            WITH u AS (SELECT * FROM scores WHERE user_id = ?)
+            SELECT * FROM u WHERE date > (SELECT max(date) FROM u) - CAST(? AS INTEGER)
+            ORDER BY date
+            """,
+            [user_id, days],
+            timeout=timeout,
+        )
+        return _or_empty(frame, list(HISTORY_COLUMNS))
+
+    def day(self, day: date) -> pl.DataFrame:
+        frame = self._read("SELECT * FROM scores WHERE date = ? ORDER BY user_id", [day])
+        return _or_empty(frame, list(HISTORY_COLUMNS))
+
+    def runs(self) -> pl.DataFrame:
+        frame = self._read("SELECT * FROM runs ORDER BY date")
+        return frame if frame is not None else pl.DataFrame()
+
+    def days(self) -> list[date]:
+        runs = self.runs()
+        return runs["date"].to_list() if runs.height else []
+
+
+def _has_table(con: Any, name: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+    ).fetchall()
+    return bool(found[0][0])
+
+
+def _or_empty(frame: pl.DataFrame | None, columns: list[str]) -> pl.DataFrame:
+    if frame is not None:
+        return frame
+    return pl.DataFrame(schema={c: HISTORY_SCHEMA[c] for c in columns})
+
+
+def utc_now() -> datetime:
+    """Naive UTC, as the store keeps it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def conform_rows(rows: pl.DataFrame, day: date) -> pl.DataFrame:
+    """The rows in the store's column order and types, checked: one day, one row per user, a
+    score within 1-100."""
+    missing = [c for c in HISTORY_COLUMNS if c not in rows.columns]
+    if missing:
+        raise HistoryFrameError(f"history rows miss columns {missing}")
+    rows = rows.select(HISTORY_COLUMNS).cast(dict(HISTORY_SCHEMA))
+    if rows.height == 0:
+        return rows
+    days = rows["date"].unique().to_list()
+    if days != [day]:
+        raise HistoryFrameError(f"history rows of day {day} carry dates {sorted(days)[:5]}")
+    if rows["user_id"].null_count() or rows["user_id"].n_unique() != rows.height:
+        raise HistoryFrameError("history rows need exactly one row per non-null user_id")
+    scores = rows["score"]
+    if scores.null_count() or scores.min() < 1 or scores.max() > 100:
+        raise HistoryFrameError("published scores must be within 1-100")
+    return rows
+
+
+def default_store() -> HistoryStore:
+    """The store of params.yaml (`score_daily.store`), or $INFLUENCE_HISTORY_STORE."""
+    from influence.params import default_params
+
+    settings = default_params().score_daily
+    path = os.environ.get(STORE_ENV) or settings.store
+    return HistoryStore(Path(path), settings.lock_timeout_seconds)
+
+
+# --------------------------------------------------------------------------------------------
+# lookups (pure)
+# --------------------------------------------------------------------------------------------
+
+
+Day = date  # response fields are named `date`: the annotation needs another name
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ScoreDelta(_Response):
+    """Published score of the latest day minus that of 1, 7 and 30 days before; null when the
+    user has no score on that exact day."""
+
+    day_change: float | None = None
+    week_change: float | None = None
+    month_change: float | None = None
+
+
+class UserScore(_Response):
+    user_id: str
+    date: Day = Field(description="the day of the latest published score")
+    score: float = Field(description="published score 1-100 (smoothed)")
+    percentile: float | None
+    provisional: bool | None
+    model_version: str
+    score_delta: ScoreDelta
+    networks: dict[str, float] = Field(
+        default_factory=dict, description="points of the model's score per linked network"
+    )
+
+
+class HistoryPoint(_Response):
+    date: Day
+    score: float
+    raw_score: float
+    percentile: float | None
+    model_version: str
+
+
+class UserHistory(_Response):
+    user_id: str
+    days: int = Field(description="length of the period asked for, ending on the latest day")
+    first: Day
+    last: Day
+    series: list[HistoryPoint]
+
+
+class NotFound(_Response):
+    detail: str
+    user_id: str
+
+
+def score_delta(history: pl.DataFrame, decimals: int = 2) -> ScoreDelta:
+    """Changes of one user's published score, from their rows (any order)."""
+    if history.height == 0:
+        return ScoreDelta()
+    by_day = dict(zip(history["date"].to_list(), history["score"].to_list(), strict=True))
+    latest = max(by_day)
+    changes = {
+        name: (
+            round(by_day[latest] - by_day[latest - timedelta(days=lag)], decimals)
+            if latest - timedelta(days=lag) in by_day
+            else None
+        )
+        for name, lag in DELTA_LAGS.items()
+    }
+    return ScoreDelta(**changes)
+
+
+def user_score(user_id: str, history: pl.DataFrame, decimals: int = 2) -> UserScore | None:
+    """The latest published score of a user with its changes, None for a user without history."""
+    if history.height == 0:
+        return None
+    latest = history.sort("date").row(-1, named=True)
+    points = latest["points"] or {}
+    return UserScore(
+        user_id=user_id,
+        date=latest["date"],
+        score=latest["score"],
+        percentile=latest["percentile"],
+        provisional=latest["provisional"],
+        model_version=latest["model_version"],
+        score_delta=score_delta(history, decimals),
+        networks={k: round(v, decimals) for k, v in points.items() if v is not None},
+    )
+
+
+def user_series(user_id: str, history: pl.DataFrame, days: int) -> UserHistory | None:
+    """The series of the `days` days ending on the user's latest day (days without a score are
+    absent), None for a user without history."""
+    if history.height == 0:
+        return None
+    history = history.sort("date")
+    last = history["date"][-1]
+    first = last - timedelta(days=days - 1)
+    rows = history.filter(pl.col("date") >= first)
+    return UserHistory(
+        user_id=user_id,
+        days=days,
+        first=first,
+        last=last,
+        series=[
+            HistoryPoint(**{k: row[k] for k in HistoryPoint.model_fields})
+            for row in rows.iter_rows(named=True)
+        ],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the HTTP lookups (mounted on the BentoML service under /users)
+# --------------------------------------------------------------------------------------------
+
+BUSY_RETRY_SECONDS = 2.0
+"""A lookup waits this long for the daily job's write to finish before answering 503."""
+
+
+def lookup_app(store: Callable[[], HistoryStore] = default_store, max_days: Callable[[], int] | None = None):
+    """A FastAPI app with `GET /{user_id}/score` and `GET /{user_id}/history?days=`; the store is
+    resolved on each request, so the app can be built before any history exists."""
+    from fastapi import FastAPI, Query
+    from fastapi.responses import JSONResponse
+
+    max_days = max_days or _default_max_days
+    app = FastAPI(title="Influence score history", openapi_url=None, docs_url=None, redoc_url=None)
+    responses: dict = {
+        404: {"model": NotFound, "description": "no score history for this user"},
+        503: {"description": "the daily job is writing the history; retry shortly"},
+    }
+
+    def _history(user_id: str, days: int) -> pl.DataFrame:
+        return store().user_history(user_id, days, timeout=BUSY_RETRY_SECONDS)
+
+    def _not_found(user_id: str) -> JSONResponse:
+        detail = (
+            f"no score history for user {user_id!r}"
+            if store().exists()
+            else f"no score history for user {user_id!r}: the history is empty "
+            "(run `influence score-daily` or `make backfill`)"
+        )
+        return JSONResponse({"detail": detail, "user_id": user_id}, status_code=404)
+
+    def _busy() -> JSONResponse:
+        return JSONResponse(
+            {"detail": "the score history is being written; retry in a few seconds"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    @app.get("/{user_id}/score", response_model=UserScore, responses=responses)
+    def get_score(user_id: str):
+        """The latest published score with its day, week and month changes."""
+        try:
+            found = user_score(user_id, _history(user_id, LOOKUP_DAYS + 1))
+        except StoreBusy:
+            return _busy()
+        return found if found is not None else _not_found(user_id)
+
+    @app.get("/{user_id}/history", response_model=UserHistory, responses=responses)
+    def get_history(user_id: str, days: int = Query(90, ge=1, description="days, ending on the latest")):
+        """The published scores of the last `days` days (days without a score are absent)."""
+        limit = max_days()
+        if days > limit:
+            return JSONResponse(
+                {"detail": [{"loc": ["query", "days"], "msg": f"days must be at most {limit}",
+                             "type": "less_than_equal", "input": days}]},
+                status_code=422,
+            )
+        try:
+            found = user_series(user_id, _history(user_id, days), days)
+        except StoreBusy:
+            return _busy()
+        return found if found is not None else _not_found(user_id)
+
+    return app
+
+
+def _default_max_days() -> int:
+    from influence.params import default_params
+
+    return default_params().score_daily.history_max_days
