@@ -431,8 +431,8 @@ def _advance(world, state, day, rng, audience, z_acc, active, is_bot_acc, author
 
     last_post = state.last_post.copy()
     np.maximum.at(last_post, author, post_id)
-    human_actor = ~world.pop.users.is_bot[acc.user[actor]]
-    giving = (kind > 0) & human_actor
+    is_bot = world.pop.users.is_bot
+    giving = (kind > 0) & ~is_bot[acc.user[actor]] & ~is_bot[acc.user[target]]
 
     influence = state.influence
     if (day + 1) % 7 == 0:

@@ -37,12 +37,12 @@ class NetworkTraits:
 
 TRAITS: dict[str, NetworkTraits] = {
     "twitter": NetworkTraits(
-        0.26, 0.6, 250, 300, 0.3, 0.3, 0.11,
+        0.26, 0.6, 250, 300, 0.3, 0.5, 0.11,
         {"like": 0.40, "reply": 0.26, "retweet": 0.28, "quote": 0.06},
         {"mention": 0.015, "list_add": 0.002},
     ),
     "facebook": NetworkTraits(
-        0.22, 0.5, 220, 250, 0.5, 0.5, 0.06,
+        0.22, 0.5, 220, 250, 0.5, 0.6, 0.06,
         {"like": 0.75, "comment": 0.17, "share": 0.08},
         {"mention": 0.005},
     ),

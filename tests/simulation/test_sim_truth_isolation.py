@@ -1,0 +1,44 @@
+"""Only the simulator writes the hidden truth, and only evaluation reads it."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOWED = ("simulation/", "tests/")
+ALLOWED_FILES = re.compile(r"^training/evaluate[^/]*\.py$")
+DECLARES_ONLY = {"influence/params.py"}
+"""Declares the truth folder setting (base.truth_dir) without reading it."""
+TRUTH_USE = re.compile(
+    r"truth_dir|data/truth|simulation\.truth|from simulation import[^\n]*\btruth\b"
+    r"|UserTruth|InfluenceTruth|AccountTruth|TRUTH_MODELS"
+)
+SKIP_DIRS = {".venv", ".git", "data", "mlruns", "mlartifacts", ".pytest_cache", "__pycache__"}
+
+
+def _sources() -> list[Path]:
+    files = []
+    for folder, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith(".tmp"))
+        rel = Path(folder).relative_to(ROOT)
+        files += [rel / n for n in sorted(names) if n.endswith((".py", ".ipynb"))]
+    return files
+
+
+def test_nothing_outside_evaluation_reads_the_truth():
+    offenders = []
+    for rel in _sources():
+        name = rel.as_posix()
+        if name.startswith(ALLOWED) or ALLOWED_FILES.match(name) or name in DECLARES_ONLY:
+            continue
+        if TRUTH_USE.search((ROOT / rel).read_text(errors="ignore")):
+            offenders.append(name)
+    assert offenders == [], f"only simulation/ and training/evaluate*.py may touch the truth: {offenders}"
+
+
+def test_the_scan_would_catch_a_reader():
+    assert TRUTH_USE.search("pl.read_parquet(params.base.truth_dir / 'users.parquet')")
+    assert TRUTH_USE.search("from simulation import truth")
+    assert not TRUTH_USE.search("ground = labels.parquet")
