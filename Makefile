@@ -8,6 +8,8 @@ export DVC_NO_ANALYTICS := 1
 export DO_NOT_TRACK := 1
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 export PYTHONHASHSEED := 0
+# dvc runs stage commands (`influence ...`) through the shell: they must resolve to the venv
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -34,7 +36,7 @@ run: setup ## the main job: simulate and validate the default world
 	$(BIN)/influence simulate
 	$(BIN)/influence validate
 
-pipeline: setup ## simulate, validate, build features and labels (dvc repro)
+pipeline: setup ## dvc repro: simulate, validate, features, train, evaluate, register
 	$(BIN)/dvc repro
 
 test: setup ## the default test suite (fast; includes an end-to-end run on a small world)
@@ -45,6 +47,10 @@ test-slow: setup ## the slow tests too (full default world, real servers)
 
 bench: setup ## speed and memory benchmarks; writes reports/bench.json
 	$(BIN)/python -m benchmarks.run
+
+mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5000 over the project's store (mlflow.db, mlartifacts/)
+	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
+		--artifacts-destination ./mlartifacts --host 127.0.0.1 --port 5000 --workers 1
 
 lint: setup
 	$(BIN)/ruff check .

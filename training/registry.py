@@ -253,9 +253,13 @@ def champion_history(settings: TrackingSettings | None = None, name: str = MODEL
     client = _client(settings)
     keys = ("gate", "crowned_by", "champion_since", "previous_champion", "dethroned_at",
             "rolled_back_at", "rolled_back_to")
+    # search results carry no aliases in every store: read them from the registered model
+    aliases: dict[str, list[str]] = {}
+    for alias, version in client.get_registered_model(name).aliases.items():
+        aliases.setdefault(str(version), []).append(alias)
     versions = client.search_model_versions(f"name = '{name}'", order_by=["version_number DESC"])
     return [
-        {"version": str(v.version), "aliases": list(v.aliases),
+        {"version": str(v.version), "aliases": sorted(aliases.get(str(v.version), [])),
          **{k: v.tags.get(k, "") for k in keys}}
         for v in versions
     ]
