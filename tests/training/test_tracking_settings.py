@@ -1,0 +1,85 @@
+"""Where MLflow writes, and the pure pieces every run records (params, fingerprint, git)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from training.tracking import (
+    TrackingSettings,
+    baseline_metrics,
+    data_fingerprint,
+    flatten_params,
+    git_state,
+    sqlite_artifact_root,
+    unprefixed_metrics,
+    use_experiment,
+)
+
+
+def test_default_store_is_inside_the_project(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    settings = TrackingSettings()
+    assert settings.tracking_uri == "sqlite:///mlflow.db"
+    assert settings.artifact_location() == (Path.cwd() / "mlartifacts").as_uri()
+
+
+def test_env_overrides_the_store_and_artifacts_follow_the_database(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/x/mlflow.db")
+    settings = TrackingSettings()
+    assert settings.artifact_location() == (tmp_path / "x" / "mlartifacts").as_uri()
+    assert sqlite_artifact_root("http://127.0.0.1:5000") is None
+    assert sqlite_artifact_root("sqlite:///rel/m.db") == Path("rel/mlartifacts")
+
+
+def test_settings_are_frozen():
+    settings = TrackingSettings()
+    with pytest.raises(Exception):
+        settings.tracking_uri = "sqlite:///elsewhere.db"
+
+
+def test_experiment_gets_an_explicit_artifact_location(tmp_path):
+    experiment_id = use_experiment(TrackingSettings())
+    experiment = mlflow.get_experiment(experiment_id)
+    assert experiment.name == "influence-score"
+    expected = TrackingSettings().artifact_location()
+    assert experiment.artifact_location == expected
+    assert "/homes" in expected  # the conftest's temp store, never the project's folder
+    assert use_experiment(TrackingSettings()) == experiment_id  # idempotent
+
+
+def test_flatten_params_keeps_every_leaf():
+    flat = flatten_params({"base": {"seed": 42, "dirs": {"raw": "data/raw"}},
+                           "features": {"windows": [7, 30, 90]}, "top": 1.5})
+    assert flat == {"base.seed": "42", "base.dirs.raw": "data/raw",
+                    "features.windows": "[7, 30, 90]", "top": "1.5"}
+
+
+def test_fingerprint_follows_content_and_names_not_location(tmp_path):
+    for root in (tmp_path / "a", tmp_path / "b"):
+        (root / "features" / "part=1").mkdir(parents=True)
+        (root / "features" / "part=1" / "x.parquet").write_bytes(b"rows")
+        (root / "labels.parquet").write_bytes(b"labels")
+    a = data_fingerprint([tmp_path / "a" / "features", tmp_path / "a" / "labels.parquet"])
+    b = data_fingerprint([tmp_path / "b" / "features", tmp_path / "b" / "labels.parquet"])
+    assert a == b and len(a) == 64
+    (tmp_path / "b" / "labels.parquet").write_bytes(b"labels!")
+    assert data_fingerprint([tmp_path / "b" / "features", tmp_path / "b" / "labels.parquet"]) != a
+    with pytest.raises(FileNotFoundError):
+        data_fingerprint([tmp_path / "missing"])
+
+
+def test_git_state_outside_a_checkout(tmp_path):
+    assert git_state(tmp_path).commit == "unknown"
+    here = git_state(Path(__file__).parent)
+    assert len(here.commit) == 40
+
+
+def test_baseline_metrics_share_the_model_metric_names():
+    metrics = {"spearman_outcome": 0.8, "baseline_linear_spearman_outcome": 0.6,
+               "baseline_followers_ndcg_100": 0.3, "score_mean": 40.0}
+    assert baseline_metrics(metrics) == {"baseline_linear": {"spearman_outcome": 0.6},
+                                         "baseline_followers": {"ndcg_100": 0.3}}
+    assert unprefixed_metrics(metrics) == {"spearman_outcome": 0.8, "score_mean": 40.0}
