@@ -1,0 +1,114 @@
+"""Request and response contracts of the HTTP service (pydantic; the OpenAPI document is made
+from them).
+
+The snapshot itself is `features.snapshot.SignalSnapshot`: the same contract the batch pipeline
+writes, so a client can send exactly what the pipeline would have built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from typing_extensions import Annotated
+
+from features.snapshot import SignalSnapshot
+from serving.errors import FieldError
+from serving.settings import MAX_BATCH
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- requests ------------------------------------------------------------------------------------
+
+
+class ScoreRequest(_Contract):
+    snapshot: SignalSnapshot
+    explain: bool = Field(
+        True, description="false skips the explanation and the tips (faster)"
+    )
+
+
+# Items of a batch are validated one by one (an invalid item gets its own error and does not
+# sink the others), so the body accepts any JSON value per item; the document still shows that
+# each item is meant to be a SignalSnapshot.
+BatchItemInput = Annotated[
+    Any, WithJsonSchema({"$ref": "#/components/schemas/SignalSnapshot"})
+]
+
+
+class BatchRequest(_Contract):
+    snapshots: list[BatchItemInput] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description=f"1 to {MAX_BATCH} signal snapshots; each is validated on its own",
+    )
+    explain: bool = Field(
+        False, description="true adds the explanation and tips to every result (slower)"
+    )
+
+
+# --- responses -----------------------------------------------------------------------------------
+
+
+class Factor(_Contract):
+    """One signal behind the score, with the points it is worth (negative: it holds the score
+    down)."""
+
+    signal: str = Field(description="model feature name")
+    meaning: str
+    network: str = Field(description="network of the signal, or 'cross_network'")
+    family: str = Field(description="signal family")
+    value: float | None = Field(None, description="the feature's value (null: unknown)")
+    points: float
+
+
+class Tip(_Contract):
+    """A what-if: the same snapshot, changed as described, scored again through the same path."""
+
+    action: str = Field(description="stable identifier of the what-if, e.g. link_linkedin")
+    text: str
+    gain: float = Field(gt=0, description="estimated score points gained")
+
+
+class ScoreResult(_Contract):
+    """A score and, unless explain=false, what it is made of and what would raise it."""
+
+    user_id: str | None = None
+    score: float = Field(ge=1, le=100, description="influence score, 1-100")
+    percentile: float = Field(ge=0, le=100, description="share of the reference population below")
+    provisional: bool = Field(
+        description="true when the snapshot is too thin (new account, little data) to be sure"
+    )
+    baseline: float | None = Field(None, description="the population's baseline score")
+    networks: dict[str, float] | None = Field(
+        None, description="points per network; they add up to score - baseline"
+    )
+    families: dict[str, float] | None = Field(
+        None, description="points per signal family; they add up to score - baseline"
+    )
+    factors: list[Factor] | None = Field(None, description="the signals that move the score most")
+    tips: list[Tip] | None = Field(
+        None, max_length=3, description="up to three what-ifs with a positive estimated gain"
+    )
+
+
+class ScoreResponse(ScoreResult):
+    model_version: str
+
+
+class BatchItem(_Contract):
+    """One item of a batch, in request order: a result or the item's own errors."""
+
+    index: int
+    result: ScoreResult | None = None
+    errors: list[FieldError] | None = None
+
+
+class BatchResponse(_Contract):
+    results: list[BatchItem]
+    scored: int = Field(description="items with a result")
+    rejected: int = Field(description="items with errors")
+    model_version: str

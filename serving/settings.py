@@ -1,0 +1,42 @@
+"""Settings of the HTTP service, read once from the environment (frozen).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| `INFLUENCE_API_KEY` | when set, every request outside the open paths needs `Authorization: Bearer <key>` | unset: no auth |
+| `INFLUENCE_BUNDLE_DIR` | score with the `ModelBundle` saved in this folder instead of the registry's champion | unset: `load_champion()` |
+| `INFLUENCE_MAX_BODY_BYTES` | request bodies above this get 413 | 16 MiB |
+
+The registry itself is found through `MLFLOW_TRACKING_URI` (see `training.tracking`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MAX_BATCH = 1_000
+"""Snapshots per /score_batch request."""
+
+OPEN_PATHS: frozenset[str] = frozenset(
+    {"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"}
+)
+"""Paths that stay open when an API key is set: BentoML's health, readiness and Prometheus
+endpoints (probes and scrapers carry no key) and the public contract (OpenAPI document and its
+UI). Everything else, including endpoints added later, needs the key."""
+OPEN_PREFIXES: tuple[str, ...] = ("/static_content/", "/assets/")
+
+
+class ServingSettings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid")
+
+    api_key: str | None = Field(None, validation_alias=AliasChoices("INFLUENCE_API_KEY"))
+    bundle_dir: Path | None = Field(None, validation_alias=AliasChoices("INFLUENCE_BUNDLE_DIR"))
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, validation_alias=AliasChoices("INFLUENCE_MAX_BODY_BYTES")
+    )
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)

@@ -1,0 +1,122 @@
+"""The request guard on its own, around a tiny Starlette app: API key, body limit, media type,
+and every 4xx answered as an ErrorBody."""
+
+from __future__ import annotations
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from serving.guard import RequestGuard, error_payload
+from serving.settings import ServingSettings
+
+
+async def echo(request: Request) -> JSONResponse:
+    return JSONResponse({"size": len(await request.body())})
+
+
+async def bentoml_like_400(request: Request) -> JSONResponse:
+    detail = [{"type": "missing", "loc": ["snapshot"], "msg": "Field required"}]
+    return JSONResponse({"error": "1 validation error for Input", "detail": detail}, 400)
+
+
+async def mounted_404(request: Request) -> JSONResponse:
+    return JSONResponse({"detail": "no score history for user 'x'", "user_id": "x"}, 404)
+
+
+async def ok(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("\n")
+
+
+def _client(**settings) -> TestClient:
+    app = Starlette(routes=[
+        Route("/score", echo, methods=["POST"]),
+        Route("/bad", bentoml_like_400, methods=["POST"]),
+        Route("/livez", ok),
+        Route("/users/x/score", mounted_404),
+    ])
+    guarded = RequestGuard(app, api_paths=("/score", "/bad"), settings=ServingSettings(**settings))
+    return TestClient(guarded, raise_server_exceptions=False)
+
+
+def test_without_a_key_everything_is_open():
+    assert _client().post("/score", json={"a": 1}).status_code == 200
+
+
+def test_with_a_key_requests_need_the_bearer_token():
+    client = _client(INFLUENCE_API_KEY="s3cret")
+    missing = client.post("/score", json={})
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    assert "Authorization: Bearer" in missing.json()["error"]
+    assert client.post("/score", json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/score", json={}, headers={"Authorization": "Basic s3cret"}).status_code == 401
+    assert client.post("/score", json={}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_health_stays_open_with_a_key():
+    assert _client(INFLUENCE_API_KEY="s3cret").get("/livez").status_code == 200
+
+
+def test_announced_body_over_the_limit_is_413():
+    response = _client(INFLUENCE_MAX_BODY_BYTES=100).post("/score", content=b"x" * 101,
+                                                          headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "100 bytes" in response.json()["error"]
+
+
+def test_streamed_body_over_the_limit_is_413():
+    def chunks():
+        for _ in range(10):
+            yield b"x" * 20
+
+    response = _client(INFLUENCE_MAX_BODY_BYTES=100).post(
+        "/score", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_body_within_the_limit_reaches_the_app_whole():
+    response = _client(INFLUENCE_MAX_BODY_BYTES=100).post(
+        "/score", content=b"y" * 100, headers={"content-type": "application/json"}
+    )
+    assert response.json() == {"size": 100}
+
+
+@pytest.mark.parametrize("media_type", ["multipart/form-data; boundary=x", "application/vnd.bentoml+pickle", "text/plain"])
+def test_only_json_bodies_are_accepted(media_type):
+    response = _client().post("/score", content=b"abc", headers={"content-type": media_type})
+    assert response.status_code == 415
+    assert "application/json" in response.json()["error"]
+
+
+def test_validation_400_becomes_path_and_problem():
+    response = _client().post("/bad", json={})
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "invalid request: 1 problem",
+        "errors": [{"path": "snapshot", "problem": "required field is missing"}],
+    }
+    assert int(response.headers["content-length"]) == len(response.content)
+
+
+def test_plain_text_4xx_become_json():
+    client = _client()
+    not_found = client.get("/nowhere")
+    assert not_found.status_code == 404 and not_found.json() == {"error": "Not Found", "errors": []}
+    wrong_method = client.get("/score")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]
+
+
+def test_bentoml_tuple_wrapped_errors_are_unwrapped():
+    payload = error_payload(404, b'[{"error": "no such task"}]', "application/json")
+    assert payload.error == "no such task"
+
+
+def test_json_answers_of_other_routes_keep_their_shape():
+    response = _client().get("/users/x/score")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "no score history for user 'x'", "user_id": "x"}
