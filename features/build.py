@@ -1,0 +1,553 @@
+"""Signal snapshots for an as-of date T from the raw (or clean) tables, written once in narwhals.
+
+`build_snapshots(sources, as_of, ...)` returns the long `features.snapshot.Snapshots` table: one
+row per linked account (user, network) and window. It runs unchanged on Polars LazyFrames and on
+PySpark DataFrames; `features.engine` decides which.
+
+Point in time: every row used is dated strictly before T (partition `date` < T), and an account
+is part of the snapshot only once it was created and linked before T. Windows are the last w days
+before T: dates in [T - w, T). Counters over a window with no events are 0 for a linked account;
+signals that are undefined (engager influence without engagers, follower growth without a
+profile at the window's start) stay null.
+
+Definitions worth knowing (the meanings are in `features.snapshot.SIGNALS`):
+- selectivity: each reaction weighs 1/n, n = reactions its actor gave that day on that network,
+  so a person who gives one reaction a day hands out a full vote and one who likes 40 posts a
+  day hands out 40 fortieths: "the more a person likes in a day, the less each like counts";
+- engagement graph: actor -> target, weighted by the number of reactions over the longest
+  window, one graph per network and one across networks (`features.graph`); ranks are scaled
+  so the mean node has 1; a user's influence as an engager is the percentile (0-100) of their
+  cross-network PageRank, and `engager_influence` is the mean over their distinct engagers;
+- reciprocity: share of distinct engagers of the window that the user also reacted to within
+  the same window, on that network;
+- conversations started: distinct posts of the user that received a reply/comment in the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import narwhals as nw
+
+from features.graph import weighted_pagerank
+from features.snapshot import SIGNAL_BY_NAME, SIGNAL_COLUMNS, Kind
+from influence.vocabulary import (
+    ALL_ACTIONS,
+    FAMILIES,
+    NETWORKS,
+    VOCABULARY,
+    Family,
+)
+
+ALL_GRAPH = -1
+"""Graph key of the cross-network engagement graph (per-network graphs use the network code)."""
+KEYS = ["user_id", "network"]
+
+
+def _action_families() -> dict[str, str]:
+    families: dict[str, str] = {}
+    for actions in VOCABULARY.values():
+        for a in actions:
+            if families.setdefault(a.name, str(a.family)) != str(a.family):
+                raise ValueError(f"action {a.name!r} belongs to two families")
+    return families
+
+
+ACTION_FAMILY = _action_families()
+"""An action's family does not depend on its network (checked here), so one map serves all."""
+NETWORKS_WITH_ACTION: dict[str, list[str]] = {
+    a: [n for n in NETWORKS if a in {x.name for x in VOCABULARY[n]}] for a in ALL_ACTIONS
+}
+
+# Vocabulary columns travel as small integer codes (their position in the vocabulary): grouping
+# and joining on them is several times faster than on strings.
+NETWORK_CODE = {n: i for i, n in enumerate(NETWORKS)}
+ACTION_CODE = {a: i for i, a in enumerate(ALL_ACTIONS)}
+FAMILY_NAMES = tuple(str(f) for f in FAMILIES)
+FAMILY_CODE = {f: i for i, f in enumerate(FAMILY_NAMES)}
+FAMILY_OF_ACTION_CODE = {ACTION_CODE[a]: FAMILY_CODE[f] for a, f in ACTION_FAMILY.items()}
+VOCABULARY_COLUMNS = {"network": NETWORKS, "action": ALL_ACTIONS}
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The raw tables an as-of date needs (lazy; only the needed partitions)."""
+
+    accounts: nw.LazyFrame
+    profiles: nw.LazyFrame
+    posts: nw.LazyFrame
+    interactions: nw.LazyFrame
+
+
+# --- what to read ----------------------------------------------------------------------------
+
+
+def days_between(start: date, end: date) -> list[date]:
+    """Days in [start, end)."""
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+def profile_anchor_days(as_of: date, windows: Sequence[int]) -> list[date]:
+    """Days whose end-of-day profile gives a window's end (T-1) and starts (T-1-w)."""
+    return [as_of - timedelta(days=1 + w) for w in (0, *windows)]
+
+
+def profile_days(as_of: date, windows: Sequence[int], lookback: int) -> list[date]:
+    """Profile partitions to read: each anchor day and `lookback - 1` days before it."""
+    days = {
+        anchor - timedelta(days=k)
+        for anchor in profile_anchor_days(as_of, windows)
+        for k in range(lookback)
+    }
+    return sorted(days)
+
+
+INTERACTION_COLUMNS = ["date", "network", "actor_id", "target_id", "action", "post_id"]
+POST_COLUMNS = ["date", "user_id", "network", "has_media"]
+PROFILE_COLUMNS = ["date", "user_id", "network", "followers", "following", "lists"]
+ACCOUNT_COLUMNS = ["user_id", "network", "created_at", "linked_at"]
+
+
+def read_sources(engine, root: Path, as_of: date, windows: Sequence[int], lookback: int) -> Sources:
+    """Only the partitions an as-of date needs: the longest window of events before T, and the
+    profile days around the window anchors."""
+    event_days = days_between(as_of - timedelta(days=max(windows)), as_of)
+    codes = VOCABULARY_COLUMNS
+    return Sources(
+        accounts=engine.scan(root, "accounts", ACCOUNT_COLUMNS, codes=codes),
+        profiles=engine.scan(
+            root, "profiles", PROFILE_COLUMNS, profile_days(as_of, windows, lookback), codes
+        ),
+        posts=engine.scan(root, "posts", POST_COLUMNS, event_days, codes),
+        interactions=engine.scan(root, "interactions", INTERACTION_COLUMNS, event_days, codes),
+    )
+
+
+# --- small expression helpers ----------------------------------------------------------------
+
+
+def suffix(name: str, window: int) -> str:
+    return f"{name}__w{window}"
+
+
+def in_window(window: int, as_of: date, column: str = "date") -> nw.Expr:
+    return nw.col(column) >= nw.lit(as_of - timedelta(days=window))
+
+
+def dated_before(as_of: date, days: int, column: str = "date") -> list[nw.Expr]:
+    return [nw.col(column) >= nw.lit(as_of - timedelta(days=days)), nw.col(column) < nw.lit(as_of)]
+
+
+def windowed(values: dict[str, nw.Expr], windows: Sequence[int], as_of: date, column: str = "date"):
+    """Columns `<name>__w<w>` = value where the row's date is in window w, else 0."""
+    return [
+        nw.when(in_window(w, as_of, column)).then(value).otherwise(0).alias(suffix(name, w))
+        for name, value in values.items()
+        for w in windows
+    ]
+
+
+def summed(names: Iterable[str], windows: Sequence[int]) -> list[nw.Expr]:
+    return [nw.col(suffix(name, w)).sum() for name in names for w in windows]
+
+
+def spread(
+    frame: nw.LazyFrame,
+    keys: list[str],
+    category: str,
+    categories: dict[str, int],
+    values: dict[str, str],
+) -> nw.LazyFrame:
+    """One row per key: column `template.format(name)` = the value column where the category
+    column holds that name's code, summed. `values` maps a value column to a name template."""
+    columns = [
+        nw.when(nw.col(category) == code)
+        .then(nw.col(value))
+        .otherwise(0)
+        .alias(template.format(name))
+        for name, code in categories.items()
+        for value, template in values.items()
+    ]
+    names = [template.format(name) for name in categories for template in values.values()]
+    return frame.with_columns(columns).group_by(keys).agg(nw.col(names).sum())
+
+
+def epoch_day(expr: nw.Expr) -> nw.Expr:
+    """Days since 1970-01-01 of a date or datetime (its calendar day), from year and day of
+    year, because narwhals has no portable date difference for Spark."""
+    y = expr.dt.year().cast(nw.Int64) - 1
+    return y * 365 + y // 4 - y // 100 + y // 400 + expr.dt.ordinal_day().cast(nw.Int64) - 719_163
+
+
+def days_before(as_of: date, expr: nw.Expr) -> nw.Expr:
+    """Whole calendar days from the day of `expr` to T."""
+    return (nw.lit((as_of - date(1970, 1, 1)).days) - epoch_day(expr)).cast(nw.Float64)
+
+
+# --- the pieces of a snapshot ----------------------------------------------------------------
+
+
+def linked_accounts(accounts: nw.LazyFrame, as_of: date) -> nw.LazyFrame:
+    """Accounts created and linked before T, with their age and days since linked."""
+    return accounts.filter(
+        nw.col("created_at") < nw.lit(_midnight(as_of)),
+        nw.col("linked_at") < nw.lit(_midnight(as_of)),
+        ~nw.col("network").is_null(),
+    ).select(
+        "user_id",
+        "network",
+        days_before(as_of, nw.col("created_at")).alias("account_age_days"),
+        days_before(as_of, nw.col("linked_at")).alias("days_linked"),
+    )
+
+
+def _midnight(day: date):
+    from datetime import datetime
+
+    return datetime(day.year, day.month, day.day)
+
+
+def with_selectivity(interactions: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
+    """Interactions with family and selectivity weight 1/n (n = the actor's reactions that day
+    on that network), and the actor-day counts themselves (user_id, network, date)."""
+    actor_days = interactions.group_by("network", "actor_id", "date").agg(
+        nw.len().cast(nw.Float64).alias("actor_day_reactions")
+    )
+    weighted = (
+        interactions.join(actor_days, on=["network", "actor_id", "date"])
+        .with_columns(
+            (1.0 / nw.col("actor_day_reactions")).alias("weight"),
+            nw.col("action")
+            .replace_strict(
+                FAMILY_OF_ACTION_CODE, default=nw.lit(None, nw.Int8), return_dtype=nw.Int8
+            )
+            .alias("family"),
+        )
+        .drop("actor_day_reactions")
+    )
+    return weighted, actor_days.select(nw.col("actor_id").alias("user_id"), "network", "date")
+
+
+def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
+    """received_<action>__w and selective_reactions__w per (user_id, network)."""
+    per_action = (
+        interactions.with_columns(
+            windowed({"n": nw.lit(1.0), "s": nw.col("weight")}, windows, as_of)
+        )
+        .group_by("target_id", "network", "action")
+        .agg(summed(["n", "s"], windows))
+    )
+    counts = spread(
+        per_action,
+        ["target_id", "network"],
+        "action",
+        ACTION_CODE,
+        {suffix("n", w): suffix("received_{}", w) for w in windows},
+    )
+    selective = per_action.group_by("target_id", "network").agg(
+        [nw.col(suffix("s", w)).sum().alias(suffix("selective_reactions", w)) for w in windows]
+    )
+    return counts.join(selective, on=["target_id", "network"]).rename({"target_id": "user_id"})
+
+
+def sent_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
+    """sent_<action>__w per (user_id, network)."""
+    per_action = (
+        interactions.with_columns(windowed({"n": nw.lit(1.0)}, windows, as_of))
+        .group_by("actor_id", "network", "action")
+        .agg(summed(["n"], windows))
+    )
+    return spread(
+        per_action,
+        ["actor_id", "network"],
+        "action",
+        ACTION_CODE,
+        {suffix("n", w): suffix("sent_{}", w) for w in windows},
+    ).rename({"actor_id": "user_id"})
+
+
+def engager_pairs(interactions: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
+    """Distinct (network, target, family, actor) with the last day they met, and the same
+    without the family plus the number of reactions (the engagement graph's edges)."""
+    by_family = interactions.group_by("network", "target_id", "family", "actor_id").agg(
+        nw.col("date").max().alias("last_date"), nw.len().cast(nw.Float64).alias("reactions")
+    )
+    pairs = by_family.group_by("network", "target_id", "actor_id").agg(
+        nw.col("last_date").max(), nw.col("reactions").sum()
+    )
+    return by_family, pairs
+
+
+def unique_engagers(by_family, pairs, influence, windows, as_of) -> nw.LazyFrame:
+    """unique_engagers__w, unique_engagers_<family>__w, engager_influence__w, reciprocity__w."""
+    flags = {"u": nw.lit(1.0)}
+    family_counts = (
+        by_family.with_columns(windowed(flags, windows, as_of, "last_date"))
+        .group_by("network", "target_id", "family")
+        .agg(summed(["u"], windows))
+    )
+    per_family = spread(
+        family_counts,
+        ["target_id", "network"],
+        "family",
+        FAMILY_CODE,
+        {suffix("u", w): suffix("unique_engagers_{}", w) for w in windows},
+    )
+    back = pairs.select(
+        "network",
+        nw.col("actor_id").alias("target_id"),
+        nw.col("target_id").alias("actor_id"),
+        nw.col("last_date").alias("back_date"),
+    )
+    totals = (
+        pairs.join(influence, left_on="actor_id", right_on="node", how="left")
+        .join(back, on=["network", "target_id", "actor_id"], how="left")
+        .with_columns(
+            windowed(
+                {
+                    "u": nw.lit(1.0),
+                    "pct": nw.col("percentile"),
+                    "mutual": nw.when(nw.col("back_date").is_null()).then(0.0).otherwise(1.0),
+                },
+                windows,
+                as_of,
+                "last_date",
+            )
+        )
+        # the pair counts as mutual in window w only if the user answered within w too
+        .with_columns(
+            [
+                nw.when(in_window(w, as_of, "back_date"))
+                .then(nw.col(suffix("mutual", w)))
+                .otherwise(0.0)
+                .alias(suffix("mutual", w))
+                for w in windows
+            ]
+        )
+        .group_by("target_id", "network")
+        .agg(summed(["u", "pct", "mutual"], windows))
+        .select(
+            "target_id",
+            "network",
+            *(nw.col(suffix("u", w)).alias(suffix("unique_engagers", w)) for w in windows),
+            *(_mean_or_null(suffix("pct", w), suffix("u", w)).alias(suffix("engager_influence", w)) for w in windows),
+            *(_mean_or_null(suffix("mutual", w), suffix("u", w)).alias(suffix("reciprocity", w)) for w in windows),
+        )
+    )
+    return totals.join(per_family, on=["target_id", "network"], how="left").rename(
+        {"target_id": "user_id"}
+    )
+
+
+def _mean_or_null(total: str, count: str) -> nw.Expr:
+    return nw.when(nw.col(count) > 0).then(nw.col(total) / nw.col(count))
+
+
+def conversations_started(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
+    """conversations_started__w: distinct posts of the user with a reply/comment in window w."""
+    return (
+        interactions.filter(
+            nw.col("family") == FAMILY_CODE[str(Family.CONVERSATION)],
+            ~nw.col("post_id").is_null(),
+        )
+        .group_by("network", "target_id", "post_id")
+        .agg(nw.col("date").max().alias("last_date"))
+        .with_columns(windowed({"c": nw.lit(1.0)}, windows, as_of, "last_date"))
+        .group_by("target_id", "network")
+        .agg([nw.col(suffix("c", w)).sum().alias(suffix("conversations_started", w)) for w in windows])
+        .rename({"target_id": "user_id"})
+    )
+
+
+def activity(posts: nw.LazyFrame, actor_days: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
+    """posts__w, posts_with_media__w, active_days__w (days with a post or a reaction sent)."""
+    post_counts = (
+        posts.with_columns(
+            windowed(
+                {"posts": nw.lit(1.0), "posts_with_media": nw.col("has_media").cast(nw.Float64)},
+                windows,
+                as_of,
+            )
+        )
+        .group_by(KEYS)
+        .agg(summed(["posts", "posts_with_media"], windows))
+    )
+    active = (
+        nw.concat([posts.select("user_id", "network", "date"), actor_days], how="vertical")
+        .unique(["user_id", "network", "date"])
+        .with_columns(windowed({"active_days": nw.lit(1.0)}, windows, as_of))
+        .group_by(KEYS)
+        .agg(summed(["active_days"], windows))
+    )
+    return active.join(post_counts, on=KEYS, how="left")
+
+
+def latest_profile(profiles: nw.LazyFrame, anchor: date, lookback: int) -> nw.LazyFrame:
+    """Each account's last profile row among the `lookback` days ending on `anchor`."""
+    recent = profiles.filter(
+        nw.col("date") <= nw.lit(anchor), nw.col("date") > nw.lit(anchor - timedelta(days=lookback))
+    )
+    last = recent.group_by(KEYS).agg(nw.col("date").max())
+    return recent.join(last, on=[*KEYS, "date"])
+
+
+def audience(profiles: nw.LazyFrame, windows, as_of, lookback: int) -> nw.LazyFrame:
+    """followers, following, lists at the end of the last day before T, and
+    follower_growth__w = followers then minus followers at the end of the day before the window."""
+    end = latest_profile(profiles, as_of - timedelta(days=1), lookback).select(
+        *KEYS, *(nw.col(c).cast(nw.Float64) for c in ("followers", "following", "lists"))
+    )
+    for w in windows:
+        start = latest_profile(profiles, as_of - timedelta(days=w + 1), lookback).select(
+            *KEYS, nw.col("followers").cast(nw.Float64).alias(suffix("start", w))
+        )
+        end = end.join(start, on=KEYS, how="left")
+    return end.select(
+        *KEYS,
+        "followers",
+        "following",
+        "lists",
+        *((nw.col("followers") - nw.col(suffix("start", w))).alias(suffix("follower_growth", w)) for w in windows),
+    )
+
+
+def engagement_edges(pairs: nw.LazyFrame) -> nw.LazyFrame:
+    """Edges (graph, src, dst, weight) of every network's graph and of the cross-network one."""
+    per_network = pairs.select(
+        nw.col("network").cast(nw.Int8).alias("graph"),
+        nw.col("actor_id").alias("src"),
+        nw.col("target_id").alias("dst"),
+        nw.col("reactions").alias("weight"),
+    )
+    across = (
+        per_network.group_by("src", "dst")
+        .agg(nw.col("weight").sum())
+        .select(nw.lit(ALL_GRAPH, nw.Int8).alias("graph"), "src", "dst", "weight")
+    )
+    return nw.concat([per_network, across], how="vertical")
+
+
+def engagement_ranks(pairs, accounts, damping, iterations, materialize):
+    """PageRank per network and across networks (mean 1 per graph), and the cross-network
+    percentile (0-100) of every node."""
+    nodes = nw.concat(
+        [
+            accounts.select(
+                nw.col("network").cast(nw.Int8).alias("graph"), nw.col("user_id").alias("node")
+            ),
+            accounts.select(
+                nw.lit(ALL_GRAPH, nw.Int8).alias("graph"), nw.col("user_id").alias("node")
+            ),
+        ],
+        how="vertical",
+    )
+    ranks = weighted_pagerank(
+        engagement_edges(pairs),
+        nodes,
+        damping=damping,
+        iterations=iterations,
+        materialize=materialize,
+    ).with_columns((nw.col("rank") * nw.col("n_nodes")).alias("scaled"))
+    cross = ranks.filter(nw.col("graph") == ALL_GRAPH)
+    percentile = cross.select(
+        "node",
+        (
+            100.0
+            * (nw.col("scaled").rank(method="average") - 1.0)
+            / nw.max_horizontal(nw.col("n_nodes") - 1.0, nw.lit(1.0))
+        ).alias("percentile"),
+    )
+    per_network = ranks.filter(nw.col("graph") != ALL_GRAPH).select(
+        nw.col("node").alias("user_id"), nw.col("graph").alias("network"), nw.col("scaled").alias("pagerank")
+    )
+    cross_rank = cross.select(
+        nw.col("node").alias("user_id"), nw.col("scaled").alias("cross_network_pagerank")
+    )
+    return per_network, cross_rank, percentile
+
+
+# --- assembly ----------------------------------------------------------------------------------
+
+
+def build_snapshots(
+    sources: Sources,
+    as_of: date,
+    *,
+    windows: Sequence[int] = (7, 30, 90),
+    damping: float = 0.85,
+    iterations: int = 20,
+    profile_lookback_days: int = 3,
+    materialize=lambda frame: frame,
+) -> nw.LazyFrame:
+    """The long snapshot table (columns of `Snapshots`) for as-of date T."""
+    windows = tuple(sorted(windows))
+    accounts = materialize(linked_accounts(sources.accounts, as_of))
+    events = sources.interactions.filter(
+        *dated_before(as_of, max(windows)),
+        ~nw.col("network").is_null(),
+        ~nw.col("action").is_null(),
+    ).select("date", "network", "actor_id", "target_id", "action", "post_id")
+    events, actor_days = with_selectivity(events)
+    events = materialize(events)
+    by_family, pairs = engager_pairs(events)
+    by_family, pairs = materialize(by_family), materialize(pairs)
+    pagerank, cross_rank, percentile = engagement_ranks(
+        pairs, accounts, damping, iterations, materialize
+    )
+    posts = sources.posts.filter(*dated_before(as_of, max(windows)))
+    pieces = [
+        audience(sources.profiles, windows, as_of, profile_lookback_days),
+        activity(posts, actor_days, windows, as_of),
+        received_reactions(events, windows, as_of),
+        sent_reactions(events, windows, as_of),
+        unique_engagers(by_family, pairs, percentile, windows, as_of),
+        conversations_started(events, windows, as_of),
+        pagerank,
+    ]
+    wide = accounts
+    for piece in pieces:
+        wide = wide.join(piece, on=KEYS, how="left")
+    wide = wide.join(cross_rank, on="user_id", how="left")
+    return to_long(wide, as_of, windows)
+
+
+def _signal_in_window(name: str, window: int, columns: set[str]) -> nw.Expr:
+    kind = SIGNAL_BY_NAME[name].kind
+    if kind is Kind.LEVEL:
+        return nw.col(name).cast(nw.Float64)
+    column = nw.col(suffix(name, window))
+    if name.startswith(("received_", "sent_")):
+        action = name.split("_", 1)[1]
+        on_network = nw.col("network").is_in([NETWORK_CODE[n] for n in NETWORKS_WITH_ACTION[action]])
+        return nw.when(on_network).then(column.fill_null(0.0))
+    if name in ("engager_influence", "reciprocity", "follower_growth"):
+        return column  # undefined without engagers / without a starting profile: stays null
+    return column.fill_null(0.0)
+
+
+def to_long(wide: nw.LazyFrame, as_of: date, windows: Sequence[int]) -> nw.LazyFrame:
+    """One row per (user, network) and window, with the columns of `Snapshots` in order."""
+    columns = set(wide.collect_schema().names())
+    per_window = [
+        wide.select(
+            nw.col("user_id").cast(nw.String),
+            nw.lit(as_of).alias("as_of"),
+            nw.col("network")
+            .replace_strict(
+                {code: name for name, code in NETWORK_CODE.items()},
+                default=nw.lit(None, nw.String),
+                return_dtype=nw.String,
+            )
+            .alias("network"),
+            nw.lit(w).cast(nw.Int64).alias("window_days"),
+            *(
+                _signal_in_window(name, w, columns).cast(nw.Float64).alias(name)
+                for name in SIGNAL_COLUMNS
+            ),
+        )
+        for w in windows
+    ]
+    return nw.concat(per_window, how="vertical")

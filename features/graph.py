@@ -1,0 +1,119 @@
+"""Weighted PageRank over engagement graphs, as narwhals joins and group-bys.
+
+Several graphs are ranked at once: every edge and node carries a `graph` key (a network name, or
+`all` for the cross-network graph), and every step groups by it. A step is the textbook one with
+uniform teleport and the mass of dangling nodes (no out-edges) spread uniformly:
+
+    rank'(v) = (1 - d) / N + d * (sum over edges u->v of rank(u) * w(u,v) / out(u) + dangling / N)
+
+Ranks of a graph sum to 1. The caller's engine pins each iteration (`materialize`), so a plan
+never grows with the number of iterations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import narwhals as nw
+
+Materialize = Callable[[nw.LazyFrame], nw.LazyFrame]
+
+
+def _identity(frame: nw.LazyFrame) -> nw.LazyFrame:
+    return frame
+
+
+def transition_edges(edges: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
+    """Edges (graph, src, dst, weight) -> (graph, src, dst, p) with p = weight / out-weight of
+    src, and the out-weights (graph, src, out_weight)."""
+    out = edges.group_by("graph", "src").agg(nw.col("weight").sum().alias("out_weight"))
+    moves = edges.join(out, on=["graph", "src"]).select(
+        "graph", "src", "dst", (nw.col("weight") / nw.col("out_weight")).alias("p")
+    )
+    return moves, out
+
+
+def graph_nodes(edges: nw.LazyFrame, nodes: nw.LazyFrame) -> nw.LazyFrame:
+    """Every node of every graph: the given ones and every edge end, with 1/N of its graph."""
+    ends = nw.concat(
+        [
+            nodes.select("graph", "node"),
+            edges.select("graph", nw.col("src").alias("node")),
+            edges.select("graph", nw.col("dst").alias("node")),
+        ],
+        how="vertical",
+    ).unique(["graph", "node"])
+    sizes = ends.group_by("graph").agg(nw.len().cast(nw.Float64).alias("n_nodes"))
+    return ends.join(sizes, on="graph").with_columns((1.0 / nw.col("n_nodes")).alias("inv_n"))
+
+
+def pagerank_step(
+    ranks: nw.LazyFrame,
+    moves: nw.LazyFrame,
+    nodes: nw.LazyFrame,
+    dangling: nw.LazyFrame,
+    damping: float,
+) -> nw.LazyFrame:
+    """One power iteration on dense node indices: ranks (idx, rank) -> (idx, rank)."""
+    flow = (
+        moves.join(ranks.rename({"idx": "src_idx"}), on="src_idx")
+        .with_columns((nw.col("p") * nw.col("rank")).alias("flow"))
+        .group_by("dst_idx")
+        .agg(nw.col("flow").sum())
+        .rename({"dst_idx": "idx"})
+    )
+    lost = (
+        dangling.join(ranks, on="idx")
+        .group_by("graph")
+        .agg(nw.col("rank").sum().alias("dangling_mass"))
+    )
+    return (
+        nodes.join(flow, on="idx", how="left")
+        .join(lost, on="graph", how="left")
+        .select(
+            "idx",
+            (
+                (1.0 - damping) * nw.col("inv_n")
+                + damping
+                * (
+                    nw.col("flow").fill_null(0.0)
+                    + nw.col("dangling_mass").fill_null(0.0) * nw.col("inv_n")
+                )
+            ).alias("rank"),
+        )
+    )
+
+
+def weighted_pagerank(
+    edges: nw.LazyFrame,
+    nodes: nw.LazyFrame,
+    *,
+    damping: float,
+    iterations: int,
+    materialize: Materialize = _identity,
+) -> nw.LazyFrame:
+    """PageRank of every node of every graph: (graph, node, rank, n_nodes).
+
+    edges: (graph, src, dst, weight>0), one row per distinct edge; nodes: (graph, node), nodes
+    that must be ranked even without edges (they keep the teleport share). Iterations run on a
+    dense index of (graph, node), so each step joins and groups on one integer column."""
+    indexed = materialize(
+        graph_nodes(edges, nodes).with_row_index("idx", order_by=["graph", "node"])
+    )
+    index = indexed.select("graph", "node", "idx")
+    moves, out = transition_edges(edges)
+    moves = materialize(
+        moves.join(index.rename({"node": "src", "idx": "src_idx"}), on=["graph", "src"])
+        .join(index.rename({"node": "dst", "idx": "dst_idx"}), on=["graph", "dst"])
+        .select("src_idx", "dst_idx", "p")
+    )
+    dangling = materialize(
+        indexed.join(
+            out.select("graph", nw.col("src").alias("node")), on=["graph", "node"], how="anti"
+        ).select("idx", "graph")
+    )
+    step_nodes = indexed.select("idx", "graph", "inv_n")
+    ranks = indexed.select("idx", nw.col("inv_n").alias("rank"))
+    for _ in range(iterations):
+        ranks = materialize(pagerank_step(ranks, moves, step_nodes, dangling, damping))
+    return indexed.join(ranks, on="idx").select("graph", "node", "rank", "n_nodes")
