@@ -49,7 +49,7 @@ class WorldConfig(BaseModel):
         return self.end_date - timedelta(days=self.days - 1)
 
     @classmethod
-    def from_params(cls, params: Params, **overrides: object) -> "WorldConfig":
+    def from_params(cls, params: Params, **overrides: object) -> WorldConfig:
         sim = params.simulate
         values: dict[str, object] = {
             "users": sim.users,

@@ -19,17 +19,25 @@ UNKNOWN_ACTION = "poke"
 
 KINDS: dict[str, tuple[str, ...]] = {
     "interactions": (
-        "unknown_action", "action_not_on_network", "unknown_network", "self_interaction",
-        "dangling_post", "null_post_on_post_action", "duplicate_id", "null_id",
-        "before_account", "future_ts",
+        "unknown_action",
+        "action_not_on_network",
+        "unknown_network",
+        "self_interaction",
+        "dangling_post",
+        "null_post_on_post_action",
+        "duplicate_id",
+        "null_id",
+        "before_account",
+        "future_ts",
     ),
     "posts": ("duplicate_id", "null_id", "unknown_network", "future_ts", "before_account"),
     "profiles": ("negative_counter", "null_id", "unknown_network"),
 }
 
-_ID_COLUMN = {"interactions": "interaction_id", "posts": "post_id", "profiles": "user_id"}
 _TIME_COLUMN = {"interactions": "ts", "posts": "created_at"}
 _ANCIENT = datetime(2001, 1, 1)
+_CLOCK_BUG = datetime(2099, 1, 1)
+"""Where a broken clock puts timestamps: decades after any export."""
 _ROW = "__row"
 
 
@@ -42,8 +50,9 @@ def _foreign_action(network: str) -> str:
     raise AssertionError("unreachable")
 
 
-def _break(table: str, kind: str, rows: pl.DataFrame, rng: np.random.Generator,
-           export_time: datetime) -> pl.DataFrame:
+def _break(
+    table: str, kind: str, rows: pl.DataFrame, rng: np.random.Generator, export_time: datetime
+) -> pl.DataFrame:
     n = rows.height
     if kind == "duplicate_id":
         return rows  # the caller keeps the original too
@@ -70,14 +79,15 @@ def _break(table: str, kind: str, rows: pl.DataFrame, rng: np.random.Generator,
     if kind in ("before_account", "future_ts"):
         col = _TIME_COLUMN[table]
         offsets = rng.integers(0, 86_400 * 365, n)
-        anchor = _ANCIENT if kind == "before_account" else export_time + timedelta(days=30)
+        anchor = _ANCIENT if kind == "before_account" else max(_CLOCK_BUG, export_time)
         times = [anchor + timedelta(seconds=int(s)) for s in offsets]
         return rows.with_columns(pl.Series(col, times, dtype=pl.Datetime("us")))
     raise ValueError(f"unknown corruption kind {kind!r}")
 
 
-def corrupt(table: str, frame: pl.DataFrame, share: float, rng: np.random.Generator,
-            export_time: datetime) -> tuple[pl.DataFrame, dict[str, int]]:
+def corrupt(
+    table: str, frame: pl.DataFrame, share: float, rng: np.random.Generator, export_time: datetime
+) -> tuple[pl.DataFrame, dict[str, int]]:
     """Break about `share` of the rows of one chunk (kinds drawn evenly)."""
     kinds = KINDS.get(table, ())
     n_bad = rng.binomial(frame.height, share) if kinds and frame.height and share > 0 else 0

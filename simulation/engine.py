@@ -155,8 +155,14 @@ class _Rows:
         return tuple(np.concatenate([np.asarray(c, dtype=np.int64) for c in col]) for col in cols)
 
 
-def _engage(world: World, active: np.ndarray, source: np.ndarray, author: np.ndarray,
-            appeal: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _engage(
+    world: World,
+    active: np.ndarray,
+    source: np.ndarray,
+    author: np.ndarray,
+    appeal: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Exposures -> reactions. `source[i]` is the account whose audience sees exposure i,
     `author[i]` who gets the reaction. Returns (indices of exposures that reacted, actors)."""
     pop, cfg = world.pop, world.cfg
@@ -168,12 +174,14 @@ def _engage(world: World, active: np.ndarray, source: np.ndarray, author: np.nda
     actor = np.empty(k, dtype=np.int64)
     fi = np.flatnonzero(from_followers)
     s = source[fi]
-    actor[fi] = graph.follower[sample_segment(graph.cum, graph.offset[s], graph.offset[s + 1],
-                                              u[fi])]
+    actor[fi] = graph.follower[
+        sample_segment(graph.cum, graph.offset[s], graph.offset[s + 1], u[fi])
+    ]
     pi = np.flatnonzero(~from_followers)
     net = acc.network[source[pi]]
-    actor[pi] = sample_segment(pop.pool_cum, acc.network_start[net], acc.network_start[net + 1],
-                               u[pi])
+    actor[pi] = sample_segment(
+        pop.pool_cum, acc.network_start[net], acc.network_start[net + 1], u[pi]
+    )
     user = acc.user[actor]
     keep = active[actor] & (user != acc.user[author]) & (pop.users.reactivity[user] > 0)
     keep &= rng.random(k) < appeal ** pop.users.selectivity[user]
@@ -181,23 +189,28 @@ def _engage(world: World, active: np.ndarray, source: np.ndarray, author: np.nda
     return idx, actor[idx]
 
 
-def _choose_reaction(world: World, net: np.ndarray, actor: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
+def _choose_reaction(
+    world: World, net: np.ndarray, actor: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """An on-post action per reaction: the network's mix, tilted by the actor's style
     (some people mostly reply, some mostly share)."""
     nets, users = world.nets, world.pop.users
     user = world.pop.accounts.user[actor]
     style = nets.reaction_style[net]
-    mult = np.where(style == 1, users.talk_style[user][:, None],
-                    np.where(style == 2, users.share_style[user][:, None], 1.0))
+    mult = np.where(
+        style == 1,
+        users.talk_style[user][:, None],
+        np.where(style == 2, users.share_style[user][:, None], 1.0),
+    )
     cum = np.cumsum(nets.reaction_weight[net] * mult, axis=1)
     r = rng.random(len(net)) * cum[:, -1]
     slot = (cum <= r[:, None]).sum(axis=1)
     return nets.reaction_code[net, slot].astype(np.int64)
 
 
-def simulate_day(world: World, state: State, day: int,
-                 rng: np.random.Generator) -> tuple[DayOutput, State]:
+def simulate_day(
+    world: World, state: State, day: int, rng: np.random.Generator
+) -> tuple[DayOutput, State]:
     cfg, nets, pop = world.cfg, world.nets, world.pop
     acc, users = pop.accounts, pop.users
     m = len(acc.user)
@@ -219,8 +232,12 @@ def simulate_day(world: World, state: State, day: int,
     post_id = state.next_post_id + np.arange(n, dtype=np.int64)
     media = rng.random(n) < acc.media_p[author]
     post_net = acc.network[author]
-    appeal = _expit(cfg.appeal_intercept + cfg.influence_slope * z_acc[author]
-                    + nets.media_boost[post_net] * media + rng.normal(0, 0.5, n))
+    appeal = _expit(
+        cfg.appeal_intercept
+        + cfg.influence_slope * z_acc[author]
+        + nets.media_boost[post_net] * media
+        + rng.normal(0, 0.5, n)
+    )
 
     # First wave: the author's audience.
     exposures = rng.poisson(nets.reach[post_net] * reach[author])
@@ -238,8 +255,13 @@ def simulate_day(world: World, state: State, day: int,
     hit2, actor2 = _engage(world, active, actor[via], author[p1[via]], appeal[p1[via]], rng)
     via = via[hit2]
     p2 = p1[via]
-    rows.add(actor2, author[p2], _choose_reaction(world, post_net[p2], actor2, rng),
-             post_id[p2], _after(sec1[via], rng))
+    rows.add(
+        actor2,
+        author[p2],
+        _choose_reaction(world, post_net[p2], actor2, rng),
+        post_id[p2],
+        _after(sec1[via], rng),
+    )
 
     _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng)
     _reciprocity(world, rows, state, active, audience, rng)
@@ -250,8 +272,21 @@ def simulate_day(world: World, state: State, day: int,
     actor, target, action, ipost, isec = _finish(world, rows)
     iid = state.next_interaction_id + np.arange(len(actor), dtype=np.int64)
 
-    new_state = _advance(world, state, day, rng, audience, z_acc, active, is_bot_acc,
-                         author, post_id, actor, target, action)
+    new_state = _advance(
+        world,
+        state,
+        day,
+        rng,
+        audience,
+        z_acc,
+        active,
+        is_bot_acc,
+        author,
+        post_id,
+        actor,
+        target,
+        action,
+    )
     followers, lists = public_counters(world, new_state, day + 1)
     shown = np.flatnonzero(active)
     out = DayOutput(
@@ -272,8 +307,11 @@ def simulate_day(world: World, state: State, day: int,
         lists=lists[shown],
         posts_total=new_state.posts_total[shown],
     )
-    new_state = replace(new_state, next_post_id=state.next_post_id + n,
-                        next_interaction_id=state.next_interaction_id + len(actor))
+    new_state = replace(
+        new_state,
+        next_post_id=state.next_post_id + n,
+        next_interaction_id=state.next_interaction_id + len(actor),
+    )
     return out, new_state
 
 
@@ -283,8 +321,9 @@ def public_counters(world: World, state: State, day: int) -> tuple[np.ndarray, n
     acc = world.pop.accounts
     real = real_audience(world, state, day)
     followers = np.floor(real + acc.bought_before + state.bought).astype(np.int64)
-    lists = np.where(world.nets.has_lists[acc.network],
-                     np.floor(acc.list_ratio * real**0.95), -1).astype(np.int64)
+    lists = np.where(
+        world.nets.has_lists[acc.network], np.floor(acc.list_ratio * real**0.95), -1
+    ).astype(np.int64)
     return followers, lists
 
 
@@ -314,8 +353,9 @@ def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
     t = target[exp_t]
     appeal = _expit(cfg.appeal_intercept + cfg.influence_slope * z_acc[t])
     hit, actor = _engage(world, active, t, t, appeal, rng)
-    rows.add(actor, t[hit], code[exp_t[hit]], np.full(len(hit), -1),
-             rng.integers(0, DAY_SEC, len(hit)))
+    rows.add(
+        actor, t[hit], code[exp_t[hit]], np.full(len(hit), -1), rng.integers(0, DAY_SEC, len(hit))
+    )
 
 
 def _reciprocity(world, rows, state, active, audience, rng) -> None:
@@ -347,8 +387,9 @@ def _bots(world, rows, active, author, post_id, post_sec, post_net, rng) -> None
     ok = available > 0
     liker, net = liker[ok], net[ok]
     pick = by_net[start[net] + np.floor(rng.random(len(liker)) * available[ok]).astype(np.int64)]
-    rows.add(liker, author[pick], nets.approval_code[net], post_id[pick],
-             _after(post_sec[pick], rng))
+    rows.add(
+        liker, author[pick], nets.approval_code[net], post_id[pick], _after(post_sec[pick], rng)
+    )
 
 
 def _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
@@ -364,8 +405,13 @@ def _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng)
     liker = pop.bots_by_network[lo + np.floor(rng.random(len(p)) * (hi - lo)).astype(np.int64)]
     ok = active[liker]
     p, liker, net = p[ok], liker[ok], net[ok]
-    rows.add(liker, author[p], world.nets.approval_code[net], post_id[p],
-             _after(post_sec[p], rng, spread=40.0))
+    rows.add(
+        liker,
+        author[p],
+        world.nets.approval_code[net],
+        post_id[p],
+        _after(post_sec[p], rng, spread=40.0),
+    )
 
 
 def _pods(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
@@ -381,11 +427,21 @@ def _pods(world, rows, active, author, post_id, post_sec, post_net, rng) -> None
     p, member = p[ok], member[ok]
     net = post_net[p]
     like = rng.random(len(p)) < 0.9
-    rows.add(member[like], author[p[like]], nets.approval_code[net[like]], post_id[p[like]],
-             _after(post_sec[p[like]], rng, spread=20.0))
+    rows.add(
+        member[like],
+        author[p[like]],
+        nets.approval_code[net[like]],
+        post_id[p[like]],
+        _after(post_sec[p[like]], rng, spread=20.0),
+    )
     talk = rng.random(len(p)) < 0.5
-    rows.add(member[talk], author[p[talk]], nets.conversation_code[net[talk]], post_id[p[talk]],
-             _after(post_sec[p[talk]], rng, spread=20.0))
+    rows.add(
+        member[talk],
+        author[p[talk]],
+        nets.conversation_code[net[talk]],
+        post_id[p[talk]],
+        _after(post_sec[p[talk]], rng, spread=20.0),
+    )
 
 
 def _finish(world, rows) -> tuple[np.ndarray, ...]:
@@ -413,11 +469,24 @@ def _finish(world, rows) -> tuple[np.ndarray, ...]:
     return tuple(a[order] for a in (actor, target, action, post, sec))
 
 
-def _advance(world, state, day, rng, audience, z_acc, active, is_bot_acc, author, post_id,
-             actor, target, action) -> State:
+def _advance(
+    world,
+    state,
+    day,
+    rng,
+    audience,
+    z_acc,
+    active,
+    is_bot_acc,
+    author,
+    post_id,
+    actor,
+    target,
+    action,
+) -> State:
     """Counters move: engagement from big accounts brings followers (future reach), people
     follow a few more accounts, bots follow many; latent influence drifts weekly."""
-    cfg, acc = world.cfg, world.pop.accounts
+    acc = world.pop.accounts
     m = len(acc.user)
     kind = FAMILY_KIND[acc.network[target], action]
     gain = 0.001 * np.sqrt(audience[actor]) * np.where(kind == 2, 5.0, 1.0)

@@ -6,7 +6,7 @@ Partitioned tables are written without their `date` column: it lives in the hive
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 import numpy as np
 import polars as pl
@@ -90,8 +90,11 @@ def day_frames(world: World, out: DayOutput) -> dict[str, pl.DataFrame]:
     )
     return {
         name: frame.cast(dict(schema_of(name)))
-        for name, frame in (("posts", posts), ("interactions", interactions),
-                            ("profiles", profiles))
+        for name, frame in (
+            ("posts", posts),
+            ("interactions", interactions),
+            ("profiles", profiles),
+        )
     }
 
 
@@ -104,7 +107,3 @@ def check_dtypes(table: str, frame: pl.DataFrame) -> None:
 
 def with_date(frame: pl.DataFrame, d: date) -> pl.DataFrame:
     return frame.with_columns(pl.lit(d, dtype=pl.Date).alias("date"))
-
-
-def day_datetime(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day)

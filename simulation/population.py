@@ -36,8 +36,13 @@ _LATENT_CORR = np.array(
 _LINKED_COUNT_P = np.array([0.46, 0.22, 0.12, 0.08, 0.05, 0.03, 0.02, 0.02])
 """How many networks a person links: many only one, some all eight."""
 _BOT_NETWORK_WEIGHT = {"twitter": 0.5, "instagram": 0.3, "facebook": 0.2}
-_POD_NETWORK_WEIGHT = {"instagram": 0.45, "twitter": 0.2, "linkedin": 0.15, "facebook": 0.15,
-                       "youtube": 0.05}
+_POD_NETWORK_WEIGHT = {
+    "instagram": 0.45,
+    "twitter": 0.2,
+    "linkedin": 0.15,
+    "facebook": 0.15,
+    "youtube": 0.05,
+}
 _BUY_NETWORK_PREFERENCE = ("instagram", "twitter", "youtube", "facebook")
 
 
@@ -127,11 +132,16 @@ def sample_segment(cum: np.ndarray, lo: np.ndarray, hi: np.ndarray, u: np.ndarra
     prefix sum is `cum`; callers make sure the segment's total weight is positive."""
     start = cum[lo]
     r = start + u * (cum[hi] - start)
-    # Sorted queries walk the (large) prefix array in order: several times faster.
-    order = np.argsort(r)
-    pos = np.empty(len(r), dtype=np.int64)
-    pos[order] = np.searchsorted(cum, r[order], side="right") - 1
-    return np.clip(pos, lo, hi - 1)
+    return np.clip(_sorted_searchsorted(cum, r, side="right") - 1, lo, hi - 1)
+
+
+def _sorted_searchsorted(table: np.ndarray, queries: np.ndarray, side: str = "left") -> np.ndarray:
+    """np.searchsorted, with the queries sorted first: walking a large table in order is
+    several times faster than jumping around it."""
+    order = np.argsort(queries)
+    pos = np.empty(len(queries), dtype=np.int64)
+    pos[order] = np.searchsorted(table, queries[order], side=side)
+    return pos
 
 
 def _exclusive_cumsum(weights: np.ndarray) -> np.ndarray:
@@ -177,8 +187,9 @@ def make_users(cfg: WorldConfig, rng: np.random.Generator) -> tuple[Users, np.nd
     ), latent
 
 
-def _linked_networks(cfg: WorldConfig, users: Users, nets: NetworkTables,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _linked_networks(
+    cfg: WorldConfig, users: Users, nets: NetworkTables, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """(user, network) pairs: a random subset per user, popular networks first (Gumbel top-k)."""
     n = cfg.users
     count = rng.choice(np.arange(1, N_NETWORKS + 1), size=n, p=_LINKED_COUNT_P)
@@ -204,8 +215,13 @@ def _creation_days(cfg: WorldConfig, is_bot: np.ndarray, rng: np.random.Generato
     )
 
 
-def make_accounts(cfg: WorldConfig, users: Users, latent: np.ndarray, nets: NetworkTables,
-                  rng: np.random.Generator) -> Accounts:
+def make_accounts(
+    cfg: WorldConfig,
+    users: Users,
+    latent: np.ndarray,
+    nets: NetworkTables,
+    rng: np.random.Generator,
+) -> Accounts:
     user, network = _linked_networks(cfg, users, nets, rng)
     m = len(user)
     bot = users.is_bot[user]
@@ -234,9 +250,7 @@ def make_accounts(cfg: WorldConfig, users: Users, latent: np.ndarray, nets: Netw
     buyer = _pick_one_account(users.bought_followers, user, network, rng)
     buy_size = np.where(buyer, audience * rng.uniform(0.5, 3.0, m) + rng.uniform(500, 5000, m), 0)
     before = buyer & (rng.random(m) < 0.5)
-    buy_day = np.where(
-        buyer & ~before, rng.integers(0, cfg.days, m), -1
-    ).astype(np.int32)
+    buy_day = np.where(buyer & ~before, rng.integers(0, cfg.days, m), -1).astype(np.int32)
     buy_day = np.where((buy_day >= 0) & (buy_day <= created_day), created_day + 1, buy_day)
     buy_day = np.where(buy_day >= cfg.days, -1, buy_day)
 
@@ -254,9 +268,7 @@ def make_accounts(cfg: WorldConfig, users: Users, latent: np.ndarray, nets: Netw
         media_p=media_p,
         influence_offset=rng.normal(0, 0.35, m),
         list_ratio=np.exp(np.log(0.04) + 0.3 * z + 0.3 * rng.normal(size=m)),
-        posts_before=np.floor(post_rate * age_at_start * rng.uniform(0.5, 1.5, m)).astype(
-            np.int64
-        ),
+        posts_before=np.floor(post_rate * age_at_start * rng.uniform(0.5, 1.5, m)).astype(np.int64),
         bought_before=np.where(before, buy_size, 0.0),
         buy_day=buy_day,
         buy_size=np.where(buy_day >= 0, buy_size, 0.0),
@@ -266,8 +278,9 @@ def make_accounts(cfg: WorldConfig, users: Users, latent: np.ndarray, nets: Netw
     )
 
 
-def _pick_one_account(flag: np.ndarray, user: np.ndarray, network: np.ndarray,
-                      rng: np.random.Generator) -> np.ndarray:
+def _pick_one_account(
+    flag: np.ndarray, user: np.ndarray, network: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """For each flagged user, one of their accounts, on the network where buying is common."""
     preference = np.full(N_NETWORKS, len(_BUY_NETWORK_PREFERENCE), dtype=float)
     for rank, name in enumerate(_BUY_NETWORK_PREFERENCE):
@@ -295,8 +308,11 @@ def make_graph(accounts: Accounts, users: Users, rng: np.random.Generator) -> Gr
         k = np.clip(np.round(3 + 0.08 * accounts.following_potential[members]), 3, 150).astype(int)
         k = np.minimum(k, len(members) - 1)
         p = accounts.audience_potential[members] ** 0.7
-        picked = members[np.searchsorted(np.cumsum(p / p.sum()), rng.random(k.sum()))
-                         .clip(0, len(members) - 1)]
+        picked = members[
+            _sorted_searchsorted(np.cumsum(p / p.sum()), rng.random(k.sum())).clip(
+                0, len(members) - 1
+            )
+        ]
         followers.append(np.repeat(members, k))
         followees.append(picked)
     if followers:
@@ -305,28 +321,31 @@ def make_graph(accounts: Accounts, users: Users, rng: np.random.Generator) -> Gr
     else:
         follower = followee = np.zeros(0, dtype=np.int64)
     keep = follower != followee
-    key = np.unique(followee[keep] * m + follower[keep])
+    key = np.sort(followee[keep] * m + follower[keep])
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
     followee, follower = key // m, key % m
     offset = np.searchsorted(followee, np.arange(m + 1)).astype(np.int64)
     weight = users.reactivity[accounts.user[follower]]
     return Graph(offset=offset, follower=follower.astype(np.int32), cum=_exclusive_cumsum(weight))
 
 
-def assign_pods(cfg: WorldConfig, accounts: Accounts, users: Users,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def assign_pods(
+    cfg: WorldConfig, accounts: Accounts, users: Users, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Engagement pods: small groups (4-12) on one network that react to each other's posts.
     Returns (pod of each account, pod member offsets, member accounts)."""
     pod = np.full(len(accounts.user), -1, dtype=np.int32)
-    target = int(round(cfg.pod_share * (~users.is_bot).sum()))
+    target = round(cfg.pod_share * int((~users.is_bot).sum()))
     in_pod_user = np.zeros(cfg.users, dtype=bool)
     sizes_all, members_all = [], []
     share = _weights(_POD_NETWORK_WEIGHT)
     for net in np.flatnonzero(share):
         lo, hi = accounts.network_start[net], accounts.network_start[net + 1]
         candidates = np.arange(lo, hi)
-        candidates = candidates[~users.is_bot[accounts.user[candidates]]
-                                & ~in_pod_user[accounts.user[candidates]]]
-        want = min(int(round(target * share[net])), len(candidates))
+        candidates = candidates[
+            ~users.is_bot[accounts.user[candidates]] & ~in_pod_user[accounts.user[candidates]]
+        ]
+        want = min(round(target * float(share[net])), len(candidates))
         if want < 4:
             continue
         chosen = rng.permutation(candidates)[:want]

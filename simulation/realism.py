@@ -46,8 +46,9 @@ _STATUS_LIKE = ("mention", "reply", "retweet", "quote")
 """Actions that are tweets of their own, so they count in the posts rate like on Twitter."""
 
 
-def twitter_signals(profiles: pl.LazyFrame, interactions: pl.LazyFrame,
-                    posts: pl.LazyFrame) -> pl.DataFrame:
+def twitter_signals(
+    profiles: pl.LazyFrame, interactions: pl.LazyFrame, posts: pl.LazyFrame
+) -> pl.DataFrame:
     """One row per simulated Twitter account with the real sample's columns.
 
     Counters come from the last day's profile; rates are events per day the account existed
@@ -88,7 +89,9 @@ def twitter_signals(profiles: pl.LazyFrame, interactions: pl.LazyFrame,
 
 def default_real_sample() -> Path:
     """The shared real sample, next to the repository (../shared/data)."""
-    return Path(__file__).resolve().parents[2] / "shared" / "data" / "twitter_profiles_peerindex.csv"
+    return (
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "twitter_profiles_peerindex.csv"
+    )
 
 
 def read_raw_signals(raw: Path) -> pl.DataFrame:
@@ -107,13 +110,16 @@ def read_real(path: Path) -> pl.DataFrame:
 def spearman(frame: pl.DataFrame) -> dict[str, dict[str, float]]:
     ranks = np.column_stack([frame[c].rank("average").to_numpy() for c in SIGNALS])
     corr = np.corrcoef(ranks, rowvar=False)
-    return {a: {b: round(float(corr[i, j]), 3) for j, b in enumerate(SIGNALS)}
-            for i, a in enumerate(SIGNALS)}
+    return {
+        a: {b: round(float(corr[i, j]), 3) for j, b in enumerate(SIGNALS)}
+        for i, a in enumerate(SIGNALS)
+    }
 
 
 def _quantiles(frame: pl.DataFrame) -> dict[str, list[float]]:
-    return {c: [round(float(frame[c].quantile(q, "linear")), 3) for q in QUANTILES]
-            for c in SIGNALS}
+    return {
+        c: [round(float(frame[c].quantile(q, "linear")), 3) for q in QUANTILES] for c in SIGNALS
+    }
 
 
 def compare(simulated: pl.DataFrame, real: pl.DataFrame) -> dict:
@@ -122,12 +128,23 @@ def compare(simulated: pl.DataFrame, real: pl.DataFrame) -> dict:
     pairs = []
     for (a, b), target in KEY_PAIRS.items():
         sim, measured = sim_corr[a][b], real_corr[a][b]
-        pairs.append({"pair": f"{a}~{b}", "real": measured, "brief": target, "simulated": sim,
-                      "delta": round(sim - measured, 3), "ok": abs(sim - measured) <= TOLERANCE})
+        pairs.append(
+            {
+                "pair": f"{a}~{b}",
+                "real": measured,
+                "brief": target,
+                "simulated": sim,
+                "delta": round(sim - measured, 3),
+                "ok": abs(sim - measured) <= TOLERANCE,
+            }
+        )
     return {
         "accounts": {"simulated": simulated.height, "real": real.height},
-        "quantiles": {"q": list(QUANTILES), "simulated": _quantiles(simulated),
-                      "real": _quantiles(real)},
+        "quantiles": {
+            "q": list(QUANTILES),
+            "simulated": _quantiles(simulated),
+            "real": _quantiles(real),
+        },
         "spearman": {"simulated": sim_corr, "real": real_corr},
         "key_pairs": pairs,
         "tolerance": TOLERANCE,
@@ -139,8 +156,12 @@ def render(report: dict) -> str:
     """Plain-text tables of a `compare` report, for the terminal."""
     q = report["quantiles"]
     head = "  ".join(f"{'q' + format(x, 'g'):>10}" for x in q["q"])
-    lines = [f"accounts: simulated {report['accounts']['simulated']:,}, "
-             f"real {report['accounts']['real']:,}", "", f"{'signal':<19}{'':5}{head}"]
+    sizes = report["accounts"]
+    lines = [
+        f"accounts: simulated {sizes['simulated']:,}, real {sizes['real']:,}",
+        "",
+        f"{'signal':<19}{'':5}{head}",
+    ]
     for c in SIGNALS:
         for who in ("simulated", "real"):
             vals = "  ".join(f"{v:>10.4g}" for v in q[who][c])
@@ -148,7 +169,8 @@ def render(report: dict) -> str:
     lines += ["", f"{'rank correlation':<42}{'real':>7}{'sim':>7}{'delta':>7}"]
     for p in report["key_pairs"]:
         mark = "ok" if p["ok"] else "OFF"
-        lines.append(f"{p['pair']:<42}{p['real']:>7.2f}{p['simulated']:>7.2f}"
-                     f"{p['delta']:>+7.2f}  {mark}")
+        lines.append(
+            f"{p['pair']:<42}{p['real']:>7.2f}{p['simulated']:>7.2f}{p['delta']:>+7.2f}  {mark}"
+        )
     lines.append(f"\nall key pairs within +-{report['tolerance']}: {report['ok']}")
     return "\n".join(lines)

@@ -93,8 +93,14 @@ def atomic_dirs(*targets: Path) -> Iterator[list[Path]]:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_world(cfg: WorldConfig, out: Path, truth_out: Path, *, validate_every: int = 30,
-                on_day: Callable[[int], None] | None = None) -> WriteSummary:
+def write_world(
+    cfg: WorldConfig,
+    out: Path,
+    truth_out: Path,
+    *,
+    validate_every: int = 30,
+    on_day: Callable[[int], None] | None = None,
+) -> WriteSummary:
     """Simulate and write the raw tables under `out` and the hidden truth under `truth_out`.
 
     Every chunk's columns and dtypes are checked; every `validate_every`-th day (and the first
@@ -131,8 +137,9 @@ def write_world(cfg: WorldConfig, out: Path, truth_out: Path, *, validate_every:
                 check_dtypes(table, frame)
                 corruption += [(table, day, kind, n) for kind, n in counts.items()]
                 for kind, n in counts.items():
-                    summary.corrupted[f"{table}.{kind}"] = summary.corrupted.get(
-                        f"{table}.{kind}", 0) + n
+                    summary.corrupted[f"{table}.{kind}"] = (
+                        summary.corrupted.get(f"{table}.{kind}", 0) + n
+                    )
                 _write(frame, _partition(raw_tmp, table, day))
                 summary.rows[table] += frame.height
             if on_day:
@@ -140,9 +147,9 @@ def write_world(cfg: WorldConfig, out: Path, truth_out: Path, *, validate_every:
 
         _write(T.users_truth(world), truth_tmp / "users.parquet")
         _write(T.accounts_truth(world), truth_tmp / "accounts.parquet")
-        _write(pl.concat(influence).pipe(T.InfluenceTruth.validate),
-               truth_tmp / "influence.parquet")
+        _write(
+            pl.concat(influence).pipe(T.InfluenceTruth.validate), truth_tmp / "influence.parquet"
+        )
         _write(T.corruption_rows(corruption), truth_tmp / "corruption.parquet")
     summary.seconds = time.perf_counter() - started
     return summary
-

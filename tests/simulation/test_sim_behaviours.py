@@ -24,9 +24,12 @@ def tables(behaviour_world):
 
 
 def _flags(users: pl.DataFrame, role: str) -> pl.DataFrame:
-    return users.select(pl.col("user_id").alias(role), pl.col("is_bot").alias(f"{role}_bot"),
-                        pl.col("selectivity").alias(f"{role}_selectivity"),
-                        pl.col("base_influence").alias(f"{role}_influence"))
+    return users.select(
+        pl.col("user_id").alias(role),
+        pl.col("is_bot").alias(f"{role}_bot"),
+        pl.col("selectivity").alias(f"{role}_selectivity"),
+        pl.col("base_influence").alias(f"{role}_influence"),
+    )
 
 
 def test_audiences_are_heavy_tailed_and_exceed_the_world(tables, behaviour_world):
@@ -52,10 +55,14 @@ def test_bots_like_indiscriminately(tables):
     bots = inter.filter("actor_id_bot")
     assert bots.height > 0
     assert set(bots["action"].unique()) <= set(APPROVAL)
-    picky = inter.filter(~pl.col("actor_id_bot") & (pl.col("actor_id_selectivity") > 2)
-                         & pl.col("action").is_in(APPROVAL))
+    picky = inter.filter(
+        ~pl.col("actor_id_bot")
+        & (pl.col("actor_id_selectivity") > 2)
+        & pl.col("action").is_in(APPROVAL)
+    )
     # Bots like whatever comes; picky people like posts of influential authors.
     assert picky["target_id_influence"].mean() > bots["target_id_influence"].mean() + 0.3
+
     # ... and spread their likes over far more people than anyone who follows a few accounts.
     def reached(frame: pl.DataFrame) -> float:
         return frame.group_by("actor_id").agg(pl.col("target_id").n_unique())["target_id"].median()
@@ -84,12 +91,15 @@ def test_engagement_follows_latent_influence(tables):
     posts = tables["posts"].join(_flags(tables["users"], "user_id"), on="user_id")
     posts = posts.filter(~pl.col("user_id_bot"))
     human_reactions = (
-        tables["inter"].join(_flags(tables["users"], "actor_id"), on="actor_id")
+        tables["inter"]
+        .join(_flags(tables["users"], "actor_id"), on="actor_id")
         .filter(~pl.col("actor_id_bot") & pl.col("post_id").is_not_null())
-        .group_by("post_id").len()
+        .group_by("post_id")
+        .len()
     )
     per_author = (
-        posts.join(human_reactions, on="post_id", how="left").fill_null(0)
+        posts.join(human_reactions, on="post_id", how="left")
+        .fill_null(0)
         .group_by("user_id", "network")
         .agg(pl.col("len").mean().alias("per_post"), pl.col("user_id_influence").first())
     )
@@ -99,32 +109,44 @@ def test_engagement_follows_latent_influence(tables):
 
 def test_media_posts_get_more_reactions(tables):
     reactions = (
-        tables["inter"].join(_flags(tables["users"], "actor_id"), on="actor_id")
+        tables["inter"]
+        .join(_flags(tables["users"], "actor_id"), on="actor_id")
         .filter(~pl.col("actor_id_bot") & pl.col("post_id").is_not_null())
-        .group_by("post_id").len()
+        .group_by("post_id")
+        .len()
     )
     posts = tables["posts"].filter(pl.col("network").is_in(["twitter", "facebook"]))
     posts = posts.join(reactions, on="post_id", how="left").fill_null(0)
     # Same author, with and without a photo: compare within authors who post both.
-    per_author = posts.group_by("user_id", "network").agg(
-        pl.col("len").filter("has_media").mean().alias("media"),
-        pl.col("len").filter(~pl.col("has_media")).mean().alias("plain"),
-    ).drop_nulls()
+    per_author = (
+        posts.group_by("user_id", "network")
+        .agg(
+            pl.col("len").filter("has_media").mean().alias("media"),
+            pl.col("len").filter(~pl.col("has_media")).mean().alias("plain"),
+        )
+        .drop_nulls()
+    )
     assert per_author.height > 100
     assert per_author["media"].sum() > 1.1 * per_author["plain"].sum()
 
 
 def test_pods_react_to_each_other(tables):
-    pods = tables["truth_accounts"].filter(pl.col("pod_id").is_not_null()).select(
-        "user_id", "network", "pod_id")
+    pods = (
+        tables["truth_accounts"]
+        .filter(pl.col("pod_id").is_not_null())
+        .select("user_id", "network", "pod_id")
+    )
     assert pods["pod_id"].n_unique() >= 3
     pod_posts = tables["posts"].join(pods, on=["user_id", "network"])
     reactions = tables["inter"].join(
         pods.rename({"user_id": "actor_id", "pod_id": "actor_pod"}), on=["actor_id", "network"]
     )
     in_pod = pod_posts.join(reactions, on="post_id").filter(pl.col("pod_id") == pl.col("actor_pod"))
-    likes = in_pod.filter(pl.col("action").is_in(APPROVAL)).group_by("post_id").agg(
-        pl.col("actor_id").n_unique())
+    likes = (
+        in_pod.filter(pl.col("action").is_in(APPROVAL))
+        .group_by("post_id")
+        .agg(pl.col("actor_id").n_unique())
+    )
     sizes = pods.group_by("pod_id").len()
     expected = pod_posts.join(sizes, on="pod_id").join(likes, on="post_id", how="left").fill_null(0)
     # Most other members like every post (a few are not created yet early in the window).
@@ -138,8 +160,11 @@ def test_new_accounts_next_to_long_lived_ones(tables, behaviour_world):
     ages = accounts.select(age_days.alias("age"))["age"]
     assert (ages < 0).sum() > 0, "some accounts are created inside the window"
     assert (ages > 365 * 3).sum() > 0
-    last = tables["profiles"].filter(pl.col("date") == pl.col("date").max()).join(
-        accounts, on=["user_id", "network"])
+    last = (
+        tables["profiles"]
+        .filter(pl.col("date") == pl.col("date").max())
+        .join(accounts, on=["user_id", "network"])
+    )
     young = last.filter(pl.col("created_at").dt.date() > start)["followers"].median()
     old = last.filter(pl.col("created_at").dt.date() < start)["followers"].median()
     assert young < old
@@ -149,9 +174,12 @@ def test_bought_followers_show_as_jumps(tables):
     bought = tables["truth_accounts"].filter(pl.col("bought_followers_day").is_not_null())
     assert bought.height > 0
     daily = (
-        tables["profiles"].sort("date")
+        tables["profiles"]
+        .sort("date")
         .with_columns(jump=pl.col("followers").diff().over("user_id", "network"))
-        .join(bought.select("user_id", "network", "bought_followers_day"), on=["user_id", "network"])
+        .join(
+            bought.select("user_id", "network", "bought_followers_day"), on=["user_id", "network"]
+        )
     )
     at_purchase = daily.filter(pl.col("date") == pl.col("bought_followers_day"))
     assert at_purchase.height > 0
@@ -162,8 +190,9 @@ def test_bought_likes_come_from_bots(tables):
     buyers = tables["truth_accounts"].filter("buys_likes").select("user_id", "network")
     inter = tables["inter"].join(_flags(tables["users"], "actor_id"), on="actor_id")
     to_buyers = inter.join(buyers.rename({"user_id": "target_id"}), on=["target_id", "network"])
-    others = inter.join(buyers.rename({"user_id": "target_id"}), on=["target_id", "network"],
-                        how="anti")
+    others = inter.join(
+        buyers.rename({"user_id": "target_id"}), on=["target_id", "network"], how="anti"
+    )
     assert to_buyers["actor_id_bot"].mean() > 3 * others["actor_id_bot"].mean()
 
 
@@ -172,8 +201,9 @@ def test_replies_and_shares_are_returned(tables):
     giving = inter.filter(pl.col("action").is_in(["reply", "comment", "retweet", "share"]))
     pairs = giving.select("actor_id", "target_id", "network").unique()
     returned = pairs.join(
-        inter.select(pl.col("actor_id").alias("target_id"), pl.col("target_id").alias("actor_id"),
-                     "network").unique(),
+        inter.select(
+            pl.col("actor_id").alias("target_id"), pl.col("target_id").alias("actor_id"), "network"
+        ).unique(),
         on=["actor_id", "target_id", "network"],
     )
     assert returned.height / pairs.height > 0.2

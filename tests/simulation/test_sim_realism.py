@@ -8,24 +8,43 @@ import polars as pl
 import pytest
 
 from simulation.config import WorldConfig
-from simulation.realism import KEY_PAIRS, SIGNALS, compare, read_raw_signals, read_real, render
-from simulation.realism import twitter_signals
+from simulation.realism import (
+    KEY_PAIRS,
+    SIGNALS,
+    compare,
+    read_raw_signals,
+    read_real,
+    render,
+    twitter_signals,
+)
 
 
 def test_signals_from_hand_built_tables():
     days = [date(2026, 10, d) for d in range(1, 21)]
-    profiles = pl.DataFrame({
-        "date": days, "user_id": [1] * 20, "network": ["twitter"] * 20,
-        "followers": range(100, 120), "following": [50] * 20, "lists": [3] * 20,
-        "posts_total": range(20),
-    }).lazy()
+    profiles = pl.DataFrame(
+        {
+            "date": days,
+            "user_id": [1] * 20,
+            "network": ["twitter"] * 20,
+            "followers": range(100, 120),
+            "following": [50] * 20,
+            "lists": [3] * 20,
+            "posts_total": range(20),
+        }
+    ).lazy()
     ts = datetime(2026, 10, 5, 12)
-    interactions = pl.DataFrame({
-        "date": [date(2026, 10, 5)] * 4, "interaction_id": [1, 2, 3, 4], "ts": [ts] * 4,
-        "network": ["twitter", "twitter", "twitter", "facebook"], "actor_id": [2, 2, 1, 2],
-        "target_id": [1, 1, 2, 1], "action": ["reply", "retweet", "mention", "comment"],
-        "post_id": [10, 10, None, 11],
-    }).lazy()
+    interactions = pl.DataFrame(
+        {
+            "date": [date(2026, 10, 5)] * 4,
+            "interaction_id": [1, 2, 3, 4],
+            "ts": [ts] * 4,
+            "network": ["twitter", "twitter", "twitter", "facebook"],
+            "actor_id": [2, 2, 1, 2],
+            "target_id": [1, 1, 2, 1],
+            "action": ["reply", "retweet", "mention", "comment"],
+            "post_id": [10, 10, None, 11],
+        }
+    ).lazy()
     posts = pl.DataFrame({"user_id": [1] * 10, "network": ["twitter"] * 10}).lazy()
     row = twitter_signals(profiles, interactions, posts).row(0, named=True)
     assert row["follower_count"] == 119 and row["listed_count"] == 3

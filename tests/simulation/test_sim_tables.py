@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import polars as pl
 import pytest
 
@@ -52,14 +51,20 @@ def test_interactions_are_valid_events(small_world):
     assert (posts["created_at"].dt.date() == posts["date"]).all()
 
     on_post = pl.DataFrame(pairs_on_post(), schema=["network", "action"], orient="row")
-    flagged = inter.join(on_post.with_columns(on_post=pl.lit(True)), on=["network", "action"],
-                         how="left").with_columns(pl.col("on_post").fill_null(False))
+    flagged = inter.join(
+        on_post.with_columns(on_post=pl.lit(True)), on=["network", "action"], how="left"
+    ).with_columns(pl.col("on_post").fill_null(False))
     assert (flagged["on_post"] == flagged["post_id"].is_not_null()).all()
 
     with_post = flagged.filter("on_post").join(
-        posts.select("post_id", pl.col("user_id").alias("author"),
-                     pl.col("network").alias("post_network"), "created_at"),
-        on="post_id", how="left",
+        posts.select(
+            "post_id",
+            pl.col("user_id").alias("author"),
+            pl.col("network").alias("post_network"),
+            "created_at",
+        ),
+        on="post_id",
+        how="left",
     )
     assert with_post["author"].null_count() == 0, "dangling post ids"
     assert (with_post["author"] == with_post["target_id"]).all()
@@ -67,16 +72,18 @@ def test_interactions_are_valid_events(small_world):
     assert (with_post["ts"] > with_post["created_at"]).all()
 
     for role in ("actor_id", "target_id"):
-        joined = inter.join(accounts, left_on=[role, "network"], right_on=["user_id", "network"],
-                            how="left")
+        joined = inter.join(
+            accounts, left_on=[role, "network"], right_on=["user_id", "network"], how="left"
+        )
         assert joined["created_at"].null_count() == 0, f"{role} without an account there"
         assert (joined["ts"] > joined["created_at"]).all(), f"{role} before the account existed"
 
 
 def test_posts_and_profiles_only_after_account_creation(small_world):
     accounts = small_world.read("accounts")
-    posts = small_world.read("posts").join(accounts, on=["user_id", "network"], how="left",
-                                           suffix="_account")
+    posts = small_world.read("posts").join(
+        accounts, on=["user_id", "network"], how="left", suffix="_account"
+    )
     assert (posts["created_at"] > posts["created_at_account"]).all()
     profiles = small_world.read("profiles").join(accounts, on=["user_id", "network"])
     assert (profiles["date"] > profiles["created_at"].dt.date()).all()
@@ -86,8 +93,10 @@ def test_posts_and_profiles_only_after_account_creation(small_world):
 def test_profiles_have_lists_only_where_the_network_has_them(small_world):
     profiles = small_world.read("profiles")
     assert profiles.filter(pl.col("network") == "twitter")["lists"].null_count() == 0
-    assert profiles.filter(pl.col("network") != "twitter")["lists"].null_count() == \
-        profiles.filter(pl.col("network") != "twitter").height
+    assert (
+        profiles.filter(pl.col("network") != "twitter")["lists"].null_count()
+        == profiles.filter(pl.col("network") != "twitter").height
+    )
 
 
 def test_posts_total_counts_the_posts(small_world):
@@ -98,8 +107,9 @@ def test_posts_total_counts_the_posts(small_world):
         (pl.col("posts_total").last() - pl.col("posts_total").first()).alias("grew"),
         pl.col("date").first().alias("first"),
     )
-    counted = posts.filter(pl.col("date") > pl.col("date").min()).group_by(
-        "user_id", "network").len()
+    counted = (
+        posts.filter(pl.col("date") > pl.col("date").min()).group_by("user_id", "network").len()
+    )
     check = grew.filter(pl.col("first") == first_day).join(counted, on=["user_id", "network"])
     assert check.height > 0
     assert (check["grew"] == check["len"]).all()

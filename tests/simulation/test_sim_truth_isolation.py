@@ -35,7 +35,9 @@ def test_nothing_outside_evaluation_reads_the_truth():
             continue
         if TRUTH_USE.search((ROOT / rel).read_text(errors="ignore")):
             offenders.append(name)
-    assert offenders == [], f"only simulation/ and training/evaluate*.py may touch the truth: {offenders}"
+    assert offenders == [], (
+        f"only simulation/ and training/evaluate*.py may touch the truth: {offenders}"
+    )
 
 
 def test_the_scan_would_catch_a_reader():
