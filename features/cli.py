@@ -126,3 +126,128 @@ def _counts_table(reports, Table):
 
 def _share(n: int, total: int) -> str:
     return f"{n / total:.2%}" if total else "-"
+
+
+# --- features and signals (snapshots, featurize, labels) -----------------------------------------
+
+
+@app.command("features")
+def features_command(
+    raw: Annotated[
+        Path | None,
+        typer.Option(help="Clean (or raw) tables folder (default: params base.clean_dir)."),
+    ] = None,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Build one as-of date T (data strictly before T)."),
+    ] = None,
+    training: Annotated[
+        bool,
+        typer.Option(
+            "--training/--no-training",
+            help="Build every rolling as-of date with outcome labels (the default without --as-of).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: params base.features_dir).")
+    ] = None,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="polars (streaming, default) or spark (local mode here).")
+    ] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path(
+        "params.yaml"
+    ),
+) -> None:
+    """Signal snapshots and validated features: one as-of date (--as-of T -> <out>/as_of=T/),
+    or the training set (every as-of date with labels -> <out>/train.parquet)."""
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from features import stage
+    from features.engine import make_engine
+    from influence.params import load_params
+
+    if as_of is not None and training:
+        raise typer.BadParameter("use either --as-of (one date) or --training, not both")
+    params = load_params(params_file)
+    raw = raw or params.base.clean_dir
+    out = out or params.base.features_dir
+    engine_name = engine or params.features.engine
+    if engine_name not in ("polars", "spark"):
+        raise typer.BadParameter(f"--engine must be polars or spark, not {engine_name!r}")
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as progress:
+        runner = make_engine(engine_name)
+        if as_of is not None:
+            task = progress.add_task("features", total=2)
+            tables = stage.features_for_date(
+                runner, raw, as_of.date(), params,
+                lambda step: progress.update(task, description=step, advance=1),
+            )
+            folder = stage.write_date(tables, out)
+            summary = f"{tables.features.height:,} users x {tables.features.width - 2} signals"
+            where = folder
+        else:
+            dates = stage.training_dates(raw, params)
+            task = progress.add_task("training set", total=3 * len(dates))
+            result = stage.training_set(
+                runner, raw, out, params,
+                lambda step: progress.update(task, description=step, advance=1),
+            )
+            summary = f"{result['rows']:,} rows over as-of dates {', '.join(result['as_of'])}"
+            where = out / "train.parquet"
+    typer.echo(f"features ({engine_name}): {summary} -> {where} in {time.perf_counter() - started:.1f} s")
+
+
+@app.command("signals")
+def signals_command(
+    format: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path(
+        "params.yaml"
+    ),
+) -> None:
+    """The signal catalog: every model feature with its network, family, window, monotone
+    direction and meaning (generated from the code that computes them)."""
+    import json
+
+    from features.featurize import catalog_frame
+    from influence.params import load_params
+
+    catalog = catalog_frame(load_params(params_file).features.windows)
+    if format == "csv":
+        text = catalog.write_csv()
+    elif format == "json":
+        text = json.dumps(catalog.to_dicts(), indent=1) + "\n"
+    elif format == "table":
+        text = _catalog_table(catalog)
+    else:
+        raise typer.BadParameter(f"--format must be table, csv or json, not {format!r}")
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        typer.echo(f"{catalog.height} signals -> {out}")
+
+
+def _catalog_table(catalog) -> str:
+    from io import StringIO
+
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{catalog.height} signals", show_lines=False)
+    for name in ("name", "network", "family", "window_days", "monotone", "meaning"):
+        table.add_column(name, overflow="fold")
+    for row in catalog.iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    buffer = StringIO()
+    Console(file=buffer, width=200).print(table)
+    return buffer.getvalue()

@@ -438,10 +438,10 @@ class SnapshotArrays:
             "network": pl.Series([NETWORKS[i] for i in self.network], dtype=pl.String),
             "window_days": pl.Series(self.window_days, dtype=pl.Int64),
         }
-        signals = pl.from_numpy(self.values, schema=list(SIGNAL_COLUMNS), orient="row")
-        return pl.DataFrame(columns).hstack(signals).with_columns(
-            pl.col(SIGNAL_COLUMNS).fill_nan(None)
+        signals = pl.DataFrame(
+            self.values, schema=list(SIGNAL_COLUMNS), orient="row", nan_to_null=True
         )
+        return pl.DataFrame(columns).hstack(signals)
 
 
 def _snapshot_keys(snapshots: Sequence[SignalSnapshot]) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -43,15 +43,35 @@ class ValidateParams(_Section):
 
 
 class FeaturesParams(_Section):
-    windows: tuple[int, ...] = (7, 30, 90)
+    """Signal snapshots and featurize (`features.build`, `features.featurize`)."""
+
+    windows: tuple[int, ...] = Field((7, 30, 90), min_length=1)
     as_of_step_days: int = Field(7, gt=0)
     n_as_of: int = Field(6, gt=0)
     pagerank_damping: float = Field(0.85, gt=0, lt=1)
     pagerank_iterations: int = Field(20, gt=0)
+    profile_lookback_days: int = Field(3, gt=0)
+    """A window's end/start followers come from the latest profile within this many days."""
+    engine: Literal["polars", "spark"] = "polars"
+
+    @field_validator("windows")
+    @classmethod
+    def _windows_distinct_and_sane(cls, windows: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(windows)) != len(windows) or any(not 1 <= w <= 365 for w in windows):
+            raise ValueError(f"windows must be distinct day counts in 1..365, got {windows}")
+        return tuple(sorted(windows))
 
 
 class LabelsParams(_Section):
+    """Outcome labels (`features.labels`: the definition and why)."""
+
     horizon_days: int = Field(30, gt=0)
+    selectivity_power: float = Field(1.0, ge=0, le=2)
+    """Each reaction weighs n ** -power, n = its actor's reactions that day on that network."""
+    repeat_exponent: float = Field(0.25, ge=0, le=1)
+    """An engager giving k reactions is worth k ** exponent (0 = distinct people only)."""
+    post_exponent: float = Field(0.5, ge=0, le=1)
+    """The outcome is divided by (1 + posts in the horizon) ** exponent."""
 
 
 class ScoreDailyParams(_Section):
