@@ -313,20 +313,26 @@ def make_graph(accounts: Accounts, users: Users, rng: np.random.Generator) -> Gr
                 0, len(members) - 1
             )
         ]
-        followers.append(np.repeat(members, k))
-        followees.append(picked)
-    if followers:
-        follower = np.concatenate(followers).astype(np.int64)
-        followee = np.concatenate(followees).astype(np.int64)
-    else:
-        follower = followee = np.zeros(0, dtype=np.int64)
-    keep = follower != followee
-    key = np.sort(followee[keep] * m + follower[keep])
-    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
-    followee, follower = key // m, key % m
-    offset = np.searchsorted(followee, np.arange(m + 1)).astype(np.int64)
+        followee, follower = _unique_edges(picked, np.repeat(members, k), m)
+        followees.append(followee)
+        followers.append(follower)
+    # Networks are contiguous account segments, so the per-network sorted edges stay sorted.
+    followee = np.concatenate(followees) if followees else np.zeros(0, dtype=np.int32)
+    follower = np.concatenate(followers) if followers else np.zeros(0, dtype=np.int32)
+    offset = np.zeros(m + 1, dtype=np.int64)
+    np.cumsum(np.bincount(followee, minlength=m), out=offset[1:])
     weight = users.reactivity[accounts.user[follower]]
-    return Graph(offset=offset, follower=follower.astype(np.int32), cum=_exclusive_cumsum(weight))
+    return Graph(offset=offset, follower=follower, cum=_exclusive_cumsum(weight))
+
+
+def _unique_edges(
+    followee: np.ndarray, follower: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Edges without self-follows and repeats, sorted by (followee, follower), as int32."""
+    keep = follower != followee
+    key = np.sort(followee[keep].astype(np.int64) * m + follower[keep])
+    key = key[np.concatenate([[True], key[1:] != key[:-1]])]
+    return (key // m).astype(np.int32), (key % m).astype(np.int32)
 
 
 def assign_pods(
