@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.tracking import BUNDLE_SUBDIR, METRIC_NAMES, TrackingSettings
+from training.tracking import EXTRA_FILES_DIR, LGB_FLAVOR_FILE, METRIC_NAMES, TrackingSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -272,10 +272,25 @@ def model_uri(alias: str = CHAMPION, name: str = MODEL_NAME) -> str:
     return f"models:/{name}@{alias}"
 
 
+def bundle_dir_from_model(model_dir: Path, target: Path) -> Path:
+    """Lay a downloaded logged model (`model.lgb` + `extra_files/`) out as a bundle folder."""
+    import shutil
+
+    from training.bundle import MODEL_FILE
+
+    extra = model_dir / EXTRA_FILES_DIR
+    if not (model_dir / LGB_FLAVOR_FILE).is_file() or not extra.is_dir():
+        raise RegistryError(f"{model_dir} is not an influence model (no model.lgb/extra_files)")
+    target.mkdir(parents=True, exist_ok=True)
+    for file in extra.iterdir():
+        shutil.copyfile(file, target / file.name)
+    shutil.copyfile(model_dir / LGB_FLAVOR_FILE, target / MODEL_FILE)
+    return target
+
+
 def load_bundle(uri: str, settings: TrackingSettings | None = None) -> ModelBundle:
     """Download the logged model at `uri` (`models:/name@alias`, `models:/name/3`, `models:/m-..`)
-    and rebuild its ModelBundle from the `bundle/` folder written by
-    `training.tracking.log_model_bundle`."""
+    and rebuild its ModelBundle (see `training.tracking.log_model_bundle` for the layout)."""
     import mlflow
 
     from training.bundle import ModelBundle
@@ -284,14 +299,12 @@ def load_bundle(uri: str, settings: TrackingSettings | None = None) -> ModelBund
     with tempfile.TemporaryDirectory(prefix="influence-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=uri,
-            dst_path=tmp,
+            dst_path=str(Path(tmp) / "model"),
             tracking_uri=settings.tracking_uri,
             registry_uri=settings.tracking_uri,
         )
-        bundle_dir = Path(local) / BUNDLE_SUBDIR
-        if not bundle_dir.is_dir():
-            raise RegistryError(f"{uri} has no {BUNDLE_SUBDIR}/ folder: not an influence bundle")
-        return ModelBundle.load(bundle_dir)
+        # ModelBundle.load reads every file eagerly: the temp folder may go afterwards
+        return ModelBundle.load(bundle_dir_from_model(Path(local), Path(tmp) / "bundle"))
 
 
 def load_champion(settings: TrackingSettings | None = None, name: str = MODEL_NAME) -> ModelBundle:

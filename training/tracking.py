@@ -9,12 +9,14 @@ A run records all of params.yaml (flattened keys), a fingerprint of the data it 
 the git commit, metrics under the same names for the model and each baseline, report plots, the
 signal catalog and the model itself (see `log_model_bundle`).
 
-How the model is logged: the native LightGBM Booster through `mlflow.lightgbm.log_model` (the
-`lightgbm` flavor, `model.lgb`, with signature and input example; its pyfunc predicts the raw
-model output), and in the same logged model a `bundle/` folder holding the complete
-`ModelBundle` as written by `ModelBundle.save` (booster, calibrator, feature names, catalog,
-reference fingerprint, version). `training.registry.load_champion` rebuilds the bundle from that
-folder, so serving scores with exactly the files that were evaluated.
+How the model is logged (`log_model_bundle`): one MLflow model per run, the native LightGBM
+Booster through `mlflow.lightgbm.log_model` (the `lightgbm` flavor: `model.lgb`, signature and
+input example over the model's feature columns; its pyfunc predicts the *raw* output), with the
+rest of the `ModelBundle` as the flavor's `extra_files` (`calibrator.json`: the raw -> 1..100 map
+and reference percentiles; `bundle.json`: version, feature names, catalog, reference
+fingerprint, provisional rule). `training.registry.load_bundle` puts `model.lgb` back as the
+bundle's `model.txt` and calls `ModelBundle.load`: the same text a bundle saves, so scores
+round-trip bit for bit. No skops, no pickles, no second copy of the booster.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -34,12 +36,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 if TYPE_CHECKING:  # heavy imports stay lazy: the CLI answers --help at once
     import mlflow
     import pandas as pd
+    import polars as pl
+
+    from training.bundle import ModelBundle
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_EXPERIMENT = "influence-score"
 ARTIFACTS_DIRNAME = "mlartifacts"
 MODEL_NAME_IN_RUN = "model"
-BUNDLE_SUBDIR = "bundle"
+LGB_FLAVOR_FILE = "model.lgb"
+EXTRA_FILES_DIR = "extra_files"
+BUNDLE_MODEL_FILE = "model.txt"  # training.bundle.MODEL_FILE, kept here to import lazily
 PIP_REQUIREMENTS = ("lightgbm", "numpy", "pandas", "polars", "pyarrow", "scikit-learn")
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -92,7 +99,9 @@ def use_experiment(settings: TrackingSettings | None = None) -> str:
     import mlflow
 
     settings = settings or TrackingSettings()
-    mlflow.set_tracking_uri(settings.tracking_uri)
+    # only when it differs: a global URI set here would outlive a later change of the env var
+    if mlflow.get_tracking_uri() != settings.tracking_uri:
+        mlflow.set_tracking_uri(settings.tracking_uri)
     experiment = mlflow.get_experiment_by_name(settings.experiment_name)
     if experiment is not None:
         experiment_id = experiment.experiment_id
@@ -209,13 +218,17 @@ def unprefixed_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def log_dataset(
-    frame: pd.DataFrame, source: Path | str, name: str, digest: str, context: str = "training"
+    frame: pl.DataFrame, source: Path | str, name: str, digest: str, context: str = "training"
 ) -> None:
     """Training-data lineage: the table's schema, size, source path and our own fingerprint."""
     import mlflow
+    from mlflow.data.sources import LocalArtifactDatasetSource
 
-    dataset = mlflow.data.from_pandas(
-        frame, source=str(Path(source).resolve()), name=name, digest=digest[:36]
+    dataset = mlflow.data.from_polars(
+        frame,
+        source=LocalArtifactDatasetSource(str(Path(source).resolve())),
+        name=name,
+        digest=digest[:36],  # the store keeps 36 characters
     )
     mlflow.log_input(dataset, context=context)
 
@@ -235,31 +248,38 @@ def log_baseline_runs(metrics: Mapping[str, float], parent_tags: Mapping[str, st
 
 
 def log_model_bundle(
-    bundle: Any,
+    bundle: ModelBundle,
     input_example: pd.DataFrame,
     metrics: Mapping[str, float] | None = None,
 ) -> mlflow.models.model.ModelInfo:
-    """Log the native Booster (lightgbm flavor) with signature and input example, then the whole
-    bundle under `bundle/` of the same logged model. Needs an active run."""
+    """Log the bundle as one MLflow model: the native Booster in the `lightgbm` flavor
+    (`model.lgb`, with signature and input example) and the bundle's other files
+    (`calibrator.json`, `bundle.json`) as the flavor's `extra_files`. Needs an active run;
+    the metrics, when given, are attached to the logged model too."""
     import tempfile
 
     import mlflow
     from mlflow.models import infer_signature
 
-    example = input_example[list(bundle.feature_names)]
-    signature = infer_signature(example, bundle.booster.predict(example))
-    info = mlflow.lightgbm.log_model(
-        bundle.booster,
-        name=MODEL_NAME_IN_RUN,
-        signature=signature,
-        input_example=example,
-        # explicit: inferring requirements loads the model in a subprocess (slow)
-        pip_requirements=pinned_requirements(PIP_REQUIREMENTS),
-        metadata={"bundle_dir": BUNDLE_SUBDIR, "bundle_version": str(bundle.version)},
-    )
+    example = input_example[list(bundle.feature_names)].astype("float64")
+    signature = infer_signature(example, bundle.booster.predict(example.to_numpy()))
     with tempfile.TemporaryDirectory() as tmp:
-        bundle.save(Path(tmp))
-        mlflow.MlflowClient().log_model_artifacts(info.model_id, tmp, BUNDLE_SUBDIR)
+        saved = bundle.save(Path(tmp))
+        extra = sorted(str(p) for p in saved.iterdir() if p.name != BUNDLE_MODEL_FILE)
+        info = mlflow.lightgbm.log_model(
+            bundle.booster,
+            name=MODEL_NAME_IN_RUN,
+            signature=signature,
+            input_example=example,
+            # explicit: inferring requirements loads the model in a subprocess (slow)
+            pip_requirements=pinned_requirements(PIP_REQUIREMENTS),
+            extra_files=extra,
+            metadata={
+                "influence_bundle_version": bundle.version,
+                "reference_fingerprint": bundle.reference_fingerprint,
+                "bundle_files": sorted(p.name for p in saved.iterdir()),
+            },
+        )
     if metrics:
         mlflow.log_metrics(dict(metrics), model_id=info.model_id)
     return info
@@ -285,3 +305,126 @@ def log_figures(figures: Mapping[str, Any], folder: str = "plots") -> None:
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"{folder}/{name}.png")
         plt.close(figure)
+
+
+# --- one training run ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a training run records. Frames are `features.featurize` feature frames."""
+
+    bundle: ModelBundle
+    metrics: Mapping[str, float]
+    """The evaluation (reports/metrics.json): the model's metrics and the baselines' (prefixed)."""
+    params: Mapping[str, Any]
+    """All of params.yaml, nested."""
+    data_paths: tuple[Path, ...]
+    """The feature and label tables the model learned from (fingerprinted)."""
+    reference: pl.DataFrame
+    """The reference population's features: calibration, SHAP and contribution plots."""
+    population: pl.DataFrame | None = None
+    """Users to draw against the target scale (e.g. the test split); default: the reference."""
+    training_table: pl.DataFrame | None = None
+    """The training table, for lineage (schema, rows); default: the reference."""
+    run_name: str | None = None
+    shap_sample: int = 2_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    run_id: str
+    experiment_id: str
+    model_id: str
+    model_uri: str
+    """`models:/m-<id>`: what the registry registers."""
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def catalog_frame(bundle: ModelBundle) -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame([asdict(entry) for entry in bundle.catalog])
+
+
+def report_figures(
+    bundle: ModelBundle,
+    reference: pl.DataFrame,
+    population: pl.DataFrame | None = None,
+    shap_sample: int = 2_000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The run's plots (matplotlib Figures), named as they are logged."""
+    import numpy as np
+    import pandas as pd
+
+    from training import plots
+    from training.explain import contributions_to_points
+
+    raw = bundle.raw(reference)
+    scores = bundle.calibrator.score(raw)
+    shown = scores if population is None else bundle.score(population)["score"].to_numpy()
+    names = list(bundle.feature_names)
+    sample = reference.sample(min(shap_sample, reference.height), seed=seed, shuffle=True)
+    x = pd.DataFrame(bundle.matrix(sample), columns=names)
+    contrib = plots.shap_values(bundle.booster, x)
+    points, _, _ = contributions_to_points(contrib.to_numpy(), bundle.calibrator)
+    points = pd.DataFrame(points, columns=names)
+    network_of = {c.name: c.network for c in bundle.catalog}
+    family_of = {c.name: c.family for c in bundle.catalog}
+    return {
+        "calibration_curve": plots.calibration_figure(raw, scores),
+        "score_histogram": plots.score_histogram_figure(
+            shown, target_scores=None if population is None else scores
+        ),
+        "feature_importance": plots.feature_importance_figure(
+            names, bundle.booster.feature_importance("gain")
+        ),
+        "shap_summary": plots.shap_summary_figure(contrib, x),
+        "network_contributions": plots.contribution_figure(
+            plots.group_contributions(points, network_of), "Points per network"
+        ),
+        "family_contributions": plots.contribution_figure(
+            plots.group_contributions(points, family_of), "Points per signal family"
+        ),
+        "_mean_abs_shap": pd.Series(np.abs(contrib.drop(columns="bias")).mean(), name="mean_abs"),
+    }
+
+
+def log_training_run(inputs: RunInputs, settings: TrackingSettings | None = None) -> LoggedRun:
+    """One MLflow run: params, data fingerprint and lineage, git commit, metrics (and a nested
+    run per baseline), plots, the signal catalog and the model. Returns what the registry needs."""
+    import mlflow
+
+    experiment_id = use_experiment(settings)
+    bundle = inputs.bundle
+    digest = data_fingerprint(inputs.data_paths)
+    tags = run_tags(git_state(), digest, {"bundle_version": bundle.version, "kind": "model"})
+    metrics = model_metrics(inputs.metrics)
+    with mlflow.start_run(run_name=inputs.run_name or f"lightgbm {bundle.version}") as run:
+        mlflow.set_tags(tags)
+        mlflow.log_params(flatten_params(inputs.params))
+        mlflow.log_params(
+            {"data_fingerprint": digest, "reference_fingerprint": bundle.reference_fingerprint}
+        )
+        table = inputs.training_table if inputs.training_table is not None else inputs.reference
+        log_dataset(table, inputs.data_paths[0], name="training_table", digest=digest)
+        mlflow.log_metrics(metrics)
+        log_baseline_runs(metrics, {k: v for k, v in tags.items() if k != "kind"})
+        figures = report_figures(
+            bundle, inputs.reference, inputs.population, inputs.shap_sample, inputs.seed
+        )
+        shap_table = figures.pop("_mean_abs_shap")
+        log_figures(figures)
+        mlflow.log_text(shap_table.sort_values(ascending=False).to_csv(), "plots/mean_abs_shap.csv")
+        catalog = catalog_frame(bundle)
+        mlflow.log_text(catalog.to_csv(index=False), "catalog/signal_catalog.csv")
+        mlflow.log_dict({"features": catalog.to_dict(orient="records")},
+                        "catalog/signal_catalog.json")
+        mlflow.log_dict(dict(inputs.metrics), "reports/metrics.json")
+        example = inputs.reference.head(5).to_pandas()
+        info = log_model_bundle(bundle, example, unprefixed_metrics(metrics))
+    return LoggedRun(run.info.run_id, experiment_id, info.model_id, info.model_uri)

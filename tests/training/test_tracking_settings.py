@@ -6,6 +6,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from pydantic import ValidationError
 
 from training.tracking import (
     TrackingSettings,
@@ -36,7 +37,7 @@ def test_env_overrides_the_store_and_artifacts_follow_the_database(tmp_path, mon
 
 def test_settings_are_frozen():
     settings = TrackingSettings()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         settings.tracking_uri = "sqlite:///elsewhere.db"
 
 
