@@ -166,6 +166,25 @@ class EvaluateParams(_Section):
     max_stability_p99: float = Field(5.0, ge=0)
 
 
+class RegisterParams(_Section):
+    """The champion gate of the registry (`training.registry`, `influence register`)."""
+
+    gate_metrics: tuple[str, ...] = (
+        "spearman_outcome",
+        "spearman_latent",
+        "pairwise_accuracy",
+        "ndcg_100",
+    )
+    metric_tolerance: float = Field(0.002, ge=0)
+    """A challenger may be this much worse than the champion on a gate metric and still pass."""
+    stability_median_max: float = Field(1.0, ge=0)
+    stability_p99_max: float = Field(5.0, ge=0)
+    """|score change| of the reference population between champion and challenger."""
+    shap_sample: int = Field(2000, gt=0)
+    """Reference users whose TreeSHAP contributions the run's plots show."""
+    report: Path = Path("reports/registry.json")
+
+
 class Params(_Section):
     """All of params.yaml. Sections added by later stages are kept as plain mappings until
     they get a model of their own, so an unknown key in a known section is still an error."""
@@ -181,6 +200,7 @@ class Params(_Section):
     calibrate: CalibrateParams = CalibrateParams()
     evaluate: EvaluateParams = EvaluateParams()
     score_daily: ScoreDailyParams = ScoreDailyParams()
+    register: RegisterParams = RegisterParams()
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
