@@ -200,7 +200,7 @@ class Params(_Section):
     calibrate: CalibrateParams = CalibrateParams()
     evaluate: EvaluateParams = EvaluateParams()
     score_daily: ScoreDailyParams = ScoreDailyParams()
-    register: RegisterParams = RegisterParams()
+    register_: RegisterParams = Field(RegisterParams(), alias="register")
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:
