@@ -1,0 +1,145 @@
+"""The register stage: read, call, write. Track the trained bundle as an MLflow run, register it
+as a new version of `influence-score` and let the gate decide its alias.
+
+Steps (`register`):
+1. log the run (`training.tracking.log_training_run`): params, data fingerprint, metrics, plots,
+   catalog, the model;
+2. register the logged model as a new version;
+3. measure it against the current champion on the same data: the gate metrics of both on the
+   current test split, and the scores of the reference population under both (stability);
+4. `champion` if the gate passes (or there is no champion yet), else `challenger`;
+5. write the decision to `reports/registry.json`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from training import registry
+from training.registry import GateDecision, GateRules, Stability
+from training.tracking import LoggedRun, RunInputs, TrackingSettings, log_training_run
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from training.bundle import ModelBundle
+
+ChampionMetrics = Callable[["ModelBundle", Any], Mapping[str, float]]
+
+
+def gate_rules(params) -> GateRules:
+    """From a `RegisterParams` section."""
+    return GateRules(
+        metric_names=tuple(params.gate_metrics),
+        metric_tolerance=params.metric_tolerance,
+        stability_median_max=params.stability_median_max,
+        stability_p99_max=params.stability_p99_max,
+    )
+
+
+@dataclass(frozen=True)
+class Registered:
+    run: LoggedRun
+    version: str
+    alias: str
+    decision: GateDecision
+    previous_champion: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "model_name": registry.MODEL_NAME,
+            "version": self.version,
+            "alias": self.alias,
+            "previous_champion": self.previous_champion,
+            "run": self.run.as_dict(),
+            "gate": self.decision.as_dict(),
+        }
+
+
+def stability_against(
+    champion: ModelBundle, challenger: ModelBundle, reference: pl.DataFrame
+) -> tuple[Stability | None, str | None]:
+    """|Δ score| of the reference population; (None, why) when the champion cannot score
+    today's features (a feature it needs is gone)."""
+    try:
+        before = champion.score(reference)["score"].to_numpy()
+    except KeyError as error:
+        return None, f"the champion cannot score the current features: {error}"
+    after = challenger.score(reference)["score"].to_numpy()
+    return registry.score_stability(before, after), None
+
+
+def logged_metrics(settings: TrackingSettings, version: str) -> dict[str, float]:
+    """The metrics a registered version's run logged (its own evaluation, on its own data)."""
+    client = registry._client(settings)
+    run_id = client.get_model_version(registry.MODEL_NAME, version).run_id
+    return dict(client.get_run(run_id).data.metrics) if run_id else {}
+
+
+def decide(
+    bundle: ModelBundle,
+    metrics: Mapping[str, float],
+    reference: pl.DataFrame,
+    rules: GateRules,
+    settings: TrackingSettings,
+    champion_metrics: ChampionMetrics | None = None,
+    test_data: Any = None,
+) -> GateDecision:
+    """The gate decision for `bundle` against the current champion (if any)."""
+    client = registry._client(settings)
+    current = registry.version_by_alias(client, registry.CHAMPION)
+    if current is None:
+        return registry.gate(metrics, None, None, rules)
+    champion = registry.load_bundle(registry.model_uri(registry.CHAMPION), settings)
+    if champion_metrics is not None and test_data is not None:
+        theirs = dict(champion_metrics(champion, test_data))
+    else:
+        theirs = logged_metrics(settings, str(current.version))
+    stability, why = stability_against(champion, bundle, reference)
+    decision = registry.gate(metrics, theirs, stability, rules)
+    if why:
+        decision = GateDecision(False, (*decision.reasons, why), decision.metric_deltas, None)
+    return decision
+
+
+def register(
+    inputs: RunInputs,
+    rules: GateRules,
+    settings: TrackingSettings | None = None,
+    champion_metrics: ChampionMetrics | None = None,
+    test_data: Any = None,
+) -> Registered:
+    """Log, register, gate (see the module docstring). The decision is taken before the new
+    version exists, so the champion it is measured against is the one before this run."""
+    settings = settings or TrackingSettings()
+    decision = decide(
+        inputs.bundle, inputs.metrics, inputs.reference, rules, settings,
+        champion_metrics, test_data,
+    )
+    run = log_training_run(inputs, settings)
+    client = registry._client(settings)
+    version = str(
+        registry.register_version(
+            client,
+            run.model_uri,
+            run.run_id,
+            tags={"bundle_version": inputs.bundle.version,
+                  "reference_fingerprint": inputs.bundle.reference_fingerprint},
+        ).version
+    )
+    previous = registry.version_by_alias(client, registry.CHAMPION)
+    alias = registry.apply_gate(client, version, decision)
+    return Registered(
+        run, version, alias, decision,
+        None if previous is None else str(previous.version),
+    )
+
+
+def write_report(registered: Registered, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(registered.as_dict(), indent=1, default=str) + "\n")
+    return path
