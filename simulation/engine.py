@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from influence.vocabulary import ALL_ACTIONS, NETWORKS, Family, family_of
+from influence.vocabulary import ALL_ACTIONS, NETWORKS, VOCABULARY, Family, family_of
 from simulation.config import WorldConfig
 from simulation.networks import NetworkTables
 from simulation.population import AUDIENCE_RAMP_DAYS, Population, sample_segment
@@ -46,6 +46,17 @@ def _family_table() -> np.ndarray:
 
 
 FAMILY_KIND = _family_table()
+ONCE_ONLY = np.array(
+    [
+        any(
+            a.name == name and a.family == Family.ENDORSEMENT and not a.on_post
+            for actions in VOCABULARY.values()
+            for a in actions
+        )
+        for name in ALL_ACTIONS
+    ]
+)
+"""Action codes made at most once per (actor, target): subscribe, list_add, recommendation..."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +78,9 @@ class State:
     followed: np.ndarray
     """Accounts followed inside the window beyond the account's ramp-up, per account."""
     posts_total: np.ndarray
-    last_post: np.ndarray
-    """Latest post id of each account, -1 before its first post."""
+    endorsed: np.ndarray
+    """Sorted keys of (actor, target, action) for once-only actions already made (subscribe,
+    list_add, recommendation, endorsement): nobody subscribes twice to the same channel."""
     recip_actor: np.ndarray
     recip_target: np.ndarray
     """Yesterday's replies and shares (actor account -> target account), to be returned."""
@@ -108,7 +120,7 @@ def initial_state(world: World) -> State:
         bought=np.zeros(m),
         followed=np.zeros(m),
         posts_total=acc.posts_before.copy(),
-        last_post=np.full(m, -1, dtype=np.int64),
+        endorsed=np.zeros(0, dtype=np.int64),
         recip_actor=empty,
         recip_target=empty,
         next_post_id=POST_ID_BASE,
@@ -264,12 +276,12 @@ def simulate_day(
     )
 
     _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng)
-    _reciprocity(world, rows, state, active, audience, rng)
+    _reciprocity(world, rows, state, active, audience, author, post_id, post_sec, rng)
     _bots(world, rows, active, author, post_id, post_sec, post_net, rng)
     _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng)
     _pods(world, rows, active, author, post_id, post_sec, post_net, rng)
 
-    actor, target, action, ipost, isec = _finish(world, rows)
+    actor, target, action, ipost, isec, endorsed = _finish(world, rows, state.endorsed)
     iid = state.next_interaction_id + np.arange(len(actor), dtype=np.int64)
 
     new_state = _advance(
@@ -309,6 +321,7 @@ def simulate_day(
     )
     new_state = replace(
         new_state,
+        endorsed=endorsed,
         next_post_id=state.next_post_id + n,
         next_interaction_id=state.next_interaction_id + len(actor),
     )
@@ -358,20 +371,22 @@ def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
     )
 
 
-def _reciprocity(world, rows, state, active, audience, rng) -> None:
-    """People return yesterday's replies and shares on the giver's latest post."""
+def _reciprocity(world, rows, state, active, audience, author, post_id, post_sec, rng) -> None:
+    """People return yesterday's replies and shares on the giver's first post of today (a
+    favour not returned the next day is forgotten). Reacting only to same-day posts keeps
+    every (post, actor, action) unique without remembering past reactions."""
     nets, acc = world.nets, world.pop.accounts
     # Big accounts cannot return every favour: the chance falls with the receiver's audience.
     chance = world.cfg.reciprocity / (1.0 + np.sqrt(audience[state.recip_target] / 2_000.0))
     back = rng.random(len(state.recip_actor)) < chance
     giver, receiver = state.recip_actor[back], state.recip_target[back]
-    post = state.last_post[giver]
+    post = _first_of_each(author, len(acc.user))[giver]
     ok = (post >= 0) & active[receiver]
     giver, receiver, post = giver[ok], receiver[ok], post[ok]
     net = acc.network[giver]
     talk = rng.random(len(giver)) < 0.25
     action = np.where(talk, nets.conversation_code[net], nets.approval_code[net])
-    rows.add(receiver, giver, action, post, rng.integers(0, DAY_SEC, len(giver)))
+    rows.add(receiver, giver, action, post_id[post], _after(post_sec[post], rng))
 
 
 def _bots(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
@@ -444,29 +459,55 @@ def _pods(world, rows, active, author, post_id, post_sec, post_net, rng) -> None
     )
 
 
-def _finish(world, rows) -> tuple[np.ndarray, ...]:
-    """Drop self-interactions, repeats of the same action on the same post, rows past midnight;
-    order by time."""
+def _finish(world, rows, endorsed: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Drop self-interactions, rows past midnight, repeats of an action on the same post, and
+    once-only actions (subscribe...) already made; order by time. Also returns the updated
+    keys of once-only actions made so far."""
     m = len(world.pop.accounts.user)
     n_actions = len(ALL_ACTIONS)
     actor, target, action, post, sec = rows.concat()
     user = world.pop.accounts.user
     keep = (user[actor] != user[target]) & (sec < DAY_SEC)
     actor, target, action, post, sec = (a[keep] for a in (actor, target, action, post, sec))
+
+    repeat = np.zeros(len(actor), dtype=bool)
     on_post = np.flatnonzero(post >= 0)
     key = ((post[on_post] - POST_ID_BASE) * m + actor[on_post]) * n_actions + action[on_post]
-    by_key = np.argsort(key, kind="stable")
-    sorted_key = key[by_key]
-    repeat = np.zeros(len(actor), dtype=bool)
-    repeat[on_post[by_key[1:][sorted_key[1:] == sorted_key[:-1]]]] = True
+    repeat[on_post[_repeats(key)]] = True
+    once = np.flatnonzero(ONCE_ONLY[action])
+    once_key = (actor[once] * m + target[once]) * n_actions + action[once]
+    found = np.minimum(np.searchsorted(endorsed, once_key), max(len(endorsed) - 1, 0))
+    done_before = (endorsed[found] == once_key) if len(endorsed) else np.zeros(len(once), bool)
+    repeat[once[_repeats(once_key) | done_before]] = True
+    endorsed = np.sort(np.concatenate([endorsed, once_key[~repeat[once]]]))
     actor, target, action, post, sec = (a[~repeat] for a in (actor, target, action, post, sec))
+
     # One int64 key (time, actor, target, action) orders the day; rows equal in all of them
     # are identical, so an unstable sort is still deterministic.
     if DAY_SEC * m * m * n_actions < 2**62:
         order = np.argsort(((sec * m + actor) * m + target) * n_actions + action)
     else:
         order = np.lexsort((action, target, actor, sec))
-    return tuple(a[order] for a in (actor, target, action, post, sec))
+    return (*(a[order] for a in (actor, target, action, post, sec)), endorsed)
+
+
+def _repeats(key: np.ndarray) -> np.ndarray:
+    """Mask of the entries whose key already appeared earlier in the array."""
+    by_key = np.argsort(key, kind="stable")
+    sorted_key = key[by_key]
+    mask = np.zeros(len(key), dtype=bool)
+    mask[by_key[1:][sorted_key[1:] == sorted_key[:-1]]] = True
+    return mask
+
+
+def _first_of_each(group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Index of the first entry of each group (-1 where a group has none)."""
+    first = np.full(n_groups, -1, dtype=np.int64)
+    by_group = np.argsort(group, kind="stable")
+    sorted_group = group[by_group]
+    starts = np.concatenate([[True], sorted_group[1:] != sorted_group[:-1]]) if len(group) else []
+    first[sorted_group[starts]] = by_group[starts]
+    return first
 
 
 def _advance(
@@ -498,8 +539,6 @@ def _advance(
     follow_rate = np.where(is_bot_acc, 25.0, 0.02 + 0.003 * np.sqrt(acc.following_potential))
     followed = state.followed + rng.poisson(follow_rate * active)
 
-    last_post = state.last_post.copy()
-    np.maximum.at(last_post, author, post_id)
     is_bot = world.pop.users.is_bot
     giving = (kind > 0) & ~is_bot[acc.user[actor]] & ~is_bot[acc.user[target]]
 
@@ -513,7 +552,6 @@ def _advance(
         bought=bought,
         followed=followed,
         posts_total=state.posts_total + np.bincount(author, minlength=m),
-        last_post=last_post,
         recip_actor=actor[giving],
         recip_target=target[giving],
     )
