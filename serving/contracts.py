@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
-from typing_extensions import Annotated
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import core_schema
 
 from features.snapshot import SignalSnapshot
 from serving.errors import FieldError
@@ -27,26 +27,32 @@ class _Contract(BaseModel):
 class ScoreRequest(_Contract):
     snapshot: SignalSnapshot
     explain: bool = Field(
-        True, description="false skips the explanation and the tips (faster)"
+        True, strict=True, description="false skips the explanation and the tips (faster)"
     )
 
 
-# Items of a batch are validated one by one (an invalid item gets its own error and does not
-# sink the others), so the body accepts any JSON value per item; the document still shows that
-# each item is meant to be a SignalSnapshot.
-BatchItemInput = Annotated[
-    Any, WithJsonSchema({"$ref": "#/components/schemas/SignalSnapshot"})
-]
+class SnapshotItem:
+    """A batch item: any JSON value on the way in (each item is validated on its own, so an
+    invalid one gets its own errors and does not sink the others), documented as the
+    SignalSnapshot it is meant to be."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.any_schema()
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
+        return handler(SignalSnapshot.__pydantic_core_schema__)
 
 
 class BatchRequest(_Contract):
-    snapshots: list[BatchItemInput] = Field(
+    snapshots: list[SnapshotItem] = Field(
         min_length=1,
         max_length=MAX_BATCH,
         description=f"1 to {MAX_BATCH} signal snapshots; each is validated on its own",
     )
     explain: bool = Field(
-        False, description="true adds the explanation and tips to every result (slower)"
+        False, strict=True, description="true adds the explanation and tips to every result (slower)"
     )
 
 

@@ -1,0 +1,140 @@
+"""The scorer the service wraps: validated snapshots in, results out, through the one shared path
+
+    SignalSnapshot -> features.snapshot.snapshots_to_arrays -> features.featurize.featurize_matrix
+                   -> ModelBundle.score / ModelBundle.explain
+
+which is the batch pipeline's path from the long snapshot table on (the pipeline enters it with
+`SnapshotArrays.from_frame`). Tips are what-ifs scored through the same path, in the same call as
+the snapshot itself (`serving.tips`).
+
+featurize returns one row per snapshot in input order (`snapshots_to_arrays` gives repeated or
+missing user ids distinct keys), so results are matched to snapshots by position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from features.featurize import DEFAULT_WINDOWS, FeatureMatrix, feature_names, featurize_matrix
+from features.snapshot import SignalSnapshot, snapshots_to_arrays
+from serving.contracts import Factor, ScoreResult, Tip
+from serving.settings import ServingSettings
+from serving.tips import WhatIf, best_tips, what_ifs
+from training.bundle import ModelBundle
+
+MAX_FACTORS = 5
+
+
+@dataclass(frozen=True)
+class Scorer:
+    bundle: ModelBundle
+    windows: tuple[int, ...]
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.version
+
+    def features(self, snapshots: Sequence[SignalSnapshot]) -> FeatureMatrix:
+        """The model's features of the snapshots, one row each, in input order."""
+        matrix = featurize_matrix(snapshots_to_arrays(snapshots, self.windows), self.windows)
+        if len(matrix.user_id) != len(snapshots):
+            raise RuntimeError(f"featurize gave {len(matrix.user_id)} rows for {len(snapshots)} snapshots")
+        return matrix
+
+    def score(self, snapshots: Sequence[SignalSnapshot], explain: bool) -> list[ScoreResult]:
+        if not snapshots:
+            return []
+        if explain:
+            return self._explained(snapshots)
+        scores = self.bundle.score(_model_input(self.features(snapshots)))
+        return [
+            _result(snapshot, row)
+            for snapshot, row in zip(snapshots, scores.iter_rows(named=True), strict=True)
+        ]
+
+    def _explained(self, snapshots: Sequence[SignalSnapshot]) -> list[ScoreResult]:
+        """Scores, explanations and tips: the snapshots and all their what-ifs in one pass."""
+        candidates = [what_ifs(s) for s in snapshots]
+        every = [*snapshots, *(w.snapshot for ws in candidates for w in ws)]
+        features = self.features(every)
+        scores = self.bundle.score(_model_input(features))
+        explanations = self.bundle.explain(
+            _model_input(_head(features, len(snapshots))), top_k=MAX_FACTORS
+        )
+        values = scores.get_column("score").to_numpy()
+        offsets = np.cumsum([len(snapshots), *(len(ws) for ws in candidates)])
+        results = []
+        for i, (snapshot, row) in enumerate(zip(snapshots, scores.iter_rows(named=True))):
+            tips = _tips(row["score"], candidates[i], values[offsets[i] : offsets[i + 1]])
+            results.append(_result(snapshot, row, explanations[i], tips))
+        return results
+
+
+def _head(matrix: FeatureMatrix, n: int) -> FeatureMatrix:
+    return FeatureMatrix(matrix.user_id[:n], matrix.as_of[:n], matrix.values[:n], matrix.names)
+
+
+def _model_input(matrix: FeatureMatrix):
+    # TODO(bundle): pass the matrix itself once ModelBundle.score/explain accept one.
+    return matrix.to_frame()
+
+
+def _tips(score: float, candidates: Sequence[WhatIf], scores: np.ndarray) -> list[Tip]:
+    return [
+        Tip(action=g.action, text=g.text, gain=g.gain)
+        for g in best_tips(score, candidates, scores.tolist())
+    ]
+
+
+def _result(snapshot: SignalSnapshot, row: dict, explanation=None, tips=None) -> ScoreResult:
+    """A ScoreResult (validated: a score outside 1-100 would fail here, never reach a client)."""
+    fields = {
+        "user_id": snapshot.user_id,
+        "score": row["score"],
+        "percentile": row["percentile"],
+        "provisional": row["provisional"],
+    }
+    if explanation is not None:
+        fields |= {
+            "baseline": explanation.baseline,
+            "networks": explanation.networks,
+            "families": explanation.families,
+            "factors": [
+                Factor(signal=f.name, meaning=f.meaning, network=f.network, family=f.family,
+                       value=f.value, points=f.points)
+                for f in explanation.factors
+            ],
+            "tips": tips or [],
+        }
+    return ScoreResult(**fields)
+
+
+def load_bundle(settings: ServingSettings) -> ModelBundle:
+    """The bundle in `INFLUENCE_BUNDLE_DIR` when set, else the registry's champion."""
+    if settings.bundle_dir is not None:
+        return ModelBundle.load(Path(settings.bundle_dir))
+    from training.registry import load_champion
+
+    return load_champion()
+
+
+def model_windows(bundle: ModelBundle) -> tuple[int, ...]:
+    """The windows the model's features are computed over, read from its catalog."""
+    windows = tuple(sorted({c.window for c in bundle.catalog if c.window is not None}))
+    return windows or DEFAULT_WINDOWS
+
+
+def load_scorer(settings: ServingSettings) -> Scorer:
+    bundle = load_bundle(settings)
+    windows = model_windows(bundle)
+    missing = set(bundle.feature_names) - set(feature_names(windows))
+    if missing:
+        raise ValueError(
+            f"model {bundle.version} needs {len(missing)} feature(s) featurize does not make, "
+            f"e.g. {sorted(missing)[:3]}"
+        )
+    return Scorer(bundle, windows)
