@@ -113,3 +113,14 @@ def test_posts_total_counts_the_posts(small_world):
     check = grew.filter(pl.col("first") == first_day).join(counted, on=["user_id", "network"])
     assert check.height > 0
     assert (check["grew"] == check["len"]).all()
+
+
+def test_no_repeated_reactions_or_subscriptions(small_world):
+    inter = small_world.read("interactions")
+    on_post = inter.filter(pl.col("post_id").is_not_null())
+    assert on_post.select("post_id", "actor_id", "action").is_duplicated().sum() == 0
+    once = inter.filter(
+        pl.col("action").is_in(["subscribe", "list_add", "recommendation", "endorsement"])
+    )
+    assert once.height > 0
+    assert once.select("actor_id", "target_id", "network", "action").is_duplicated().sum() == 0
