@@ -250,9 +250,9 @@ def make_accounts(
     buyer = _pick_one_account(users.bought_followers, user, network, rng)
     buy_size = np.where(buyer, audience * rng.uniform(0.5, 3.0, m) + rng.uniform(500, 5000, m), 0)
     before = buyer & (rng.random(m) < 0.5)
-    buy_day = np.where(buyer & ~before, rng.integers(0, cfg.days, m), -1).astype(np.int32)
-    buy_day = np.where((buy_day >= 0) & (buy_day <= created_day), created_day + 1, buy_day)
-    buy_day = np.where(buy_day >= cfg.days, -1, buy_day)
+    day = np.maximum(rng.integers(0, cfg.days, m), created_day + 1)
+    before |= buyer & (day >= cfg.days)  # created too late to buy inside the window
+    buy_day = np.where(buyer & ~before, day, -1).astype(np.int32)
 
     return Accounts(
         user=user.astype(np.int32),
