@@ -143,3 +143,72 @@ def write_report(registered: Registered, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(registered.as_dict(), indent=1, default=str) + "\n")
     return path
+
+
+# --- files -> register -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StagePaths:
+    bundle: Path
+    metrics: Path
+    train_table: Path
+    """features + labels, one row per (user_id, as_of): `<features_dir>/train.parquet`."""
+    reference: Path
+    """Long snapshot table of the reference population (`calibrate.reference_path`)."""
+    report: Path
+
+
+def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
+    return StagePaths(
+        bundle=bundle,
+        metrics=metrics,
+        train_table=params.base.features_dir / "train.parquet",
+        reference=params.calibrate.reference_path,
+        report=params.register_.report,
+    )
+
+
+def latest_rows(table: pl.LazyFrame) -> pl.DataFrame:
+    """The rows of the latest as-of date: the test split of the time split."""
+    import polars as pl
+
+    latest = table.select(pl.col("as_of").max()).collect().item()
+    return table.filter(pl.col("as_of") == latest).collect()
+
+
+def run_register(
+    paths: StagePaths,
+    params,
+    all_params: Mapping[str, Any],
+    settings: TrackingSettings | None = None,
+    champion_metrics: ChampionMetrics | None = None,
+) -> Registered:
+    """Read what train and evaluate wrote, register, write the report."""
+    import polars as pl
+
+    from features.featurize import featurize
+    from training.bundle import ModelBundle
+
+    bundle = ModelBundle.load(paths.bundle)
+    metrics = json.loads(paths.metrics.read_text())
+    table = pl.scan_parquet(paths.train_table)
+    test = latest_rows(table)
+    reference = featurize(pl.read_parquet(paths.reference), tuple(params.features.windows))
+    inputs = RunInputs(
+        bundle=bundle,
+        metrics=metrics,
+        params=all_params,
+        data_paths=tuple(p for p in (paths.train_table, paths.reference) if p.exists()),
+        reference=reference,
+        population=test,
+        training_table=table,
+        shap_sample=params.register_.shap_sample,
+        seed=params.base.seed,
+    )
+    registered = register(
+        inputs, gate_rules(params.register_), settings, champion_metrics,
+        test_data=test if champion_metrics is not None else None,
+    )
+    write_report(registered, paths.report)
+    return registered

@@ -218,19 +218,31 @@ def unprefixed_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def log_dataset(
-    frame: pl.DataFrame, source: Path | str, name: str, digest: str, context: str = "training"
+    table: pl.DataFrame | pl.LazyFrame,
+    source: Path | str,
+    name: str,
+    digest: str,
+    context: str = "training",
 ) -> None:
-    """Training-data lineage: the table's schema, size, source path and our own fingerprint."""
+    """Training-data lineage: the table's source path, our fingerprint, its schema and row count.
+    Only the schema is materialised (a `MetaDataset`), so a lazily scanned table of any size
+    costs nothing to log."""
     import mlflow
+    import polars as pl
+    from mlflow.data.meta_dataset import MetaDataset
     from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.types.utils import _infer_schema
 
-    dataset = mlflow.data.from_polars(
-        frame,
+    lazy = table.lazy()
+    rows = lazy.select(pl.len()).collect().item()
+    empty = pl.DataFrame(schema=lazy.collect_schema()).to_pandas()
+    dataset = MetaDataset(
         source=LocalArtifactDatasetSource(str(Path(source).resolve())),
         name=name,
         digest=digest[:36],  # the store keeps 36 characters
+        schema=_infer_schema(empty),
     )
-    mlflow.log_input(dataset, context=context)
+    mlflow.log_input(dataset, context=context, tags={"rows": str(rows)})
 
 
 def log_baseline_runs(metrics: Mapping[str, float], parent_tags: Mapping[str, str]) -> list[str]:
@@ -325,8 +337,8 @@ class RunInputs:
     """The reference population's features: calibration, SHAP and contribution plots."""
     population: pl.DataFrame | None = None
     """Users to draw against the target scale (e.g. the test split); default: the reference."""
-    training_table: pl.DataFrame | None = None
-    """The training table, for lineage (schema, rows); default: the reference."""
+    training_table: pl.DataFrame | pl.LazyFrame | None = None
+    """The training table (a scan is enough), for lineage; default: the reference."""
     run_name: str | None = None
     shap_sample: int = 2_000
     seed: int = 0

@@ -147,3 +147,22 @@ def test_promote_unknown_version_fails(client):
     _register(client, 1)
     with pytest.raises(Exception, match="(?i)not found|does not exist"):
         registry.promote(99)
+
+
+def test_cli_promote_rollback_and_models(client):
+    from typer.testing import CliRunner
+
+    from influence.cli import app
+
+    v1, v2 = _register(client, 1), _register(client, 2)
+    runner = CliRunner()
+    assert runner.invoke(app, ["promote", "--version", v1]).exit_code == 0
+    result = runner.invoke(app, ["promote", "--version", v2])
+    assert result.exit_code == 0 and f"was version {v1}" in result.output
+    result = runner.invoke(app, ["rollback"])
+    assert result.exit_code == 0 and f"version {v1} is champion again" in result.output
+    assert _alias(client, CHAMPION) == v1
+    assert runner.invoke(app, ["rollback"]).exit_code == 1  # v1 replaced nobody
+    assert runner.invoke(app, ["promote", "--version", "42"]).exit_code == 1
+    listing = runner.invoke(app, ["models"]).output
+    assert f"v{v1}" in listing and "champion" in listing

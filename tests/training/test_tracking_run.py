@@ -7,6 +7,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import polars as pl
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -51,7 +52,7 @@ def logged(bundle, tmp_path):
     frame.write_parquet(data / "features.parquet")
     params = yaml.safe_load(PARAMS_YAML.read_text())
     inputs = RunInputs(bundle=bundle, metrics=METRICS, params=params, data_paths=(data,),
-                       reference=frame, population=features_frame(400, seed=4), shap_sample=300)
+                       reference=frame, training_table=pl.scan_parquet(data / "features.parquet"), population=features_frame(400, seed=4), shap_sample=300)
     return log_training_run(inputs), params, frame
 
 
@@ -85,6 +86,8 @@ def test_run_logs_every_param_metric_tag_and_artifact(logged):
     (dataset_input,) = run.inputs.dataset_inputs
     assert dataset_input.dataset.digest == run.data.params["data_fingerprint"][:36]
     assert "features" in dataset_input.dataset.source
+    assert "twitter__followers" in dataset_input.dataset.schema
+    assert {t.key: t.value for t in dataset_input.tags}["rows"] == "800"
 
     # each baseline is a child run with the model's metric names, to compare side by side
     children = mlflow.search_runs(
