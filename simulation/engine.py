@@ -150,6 +150,22 @@ def _after(sec: np.ndarray, rng: np.random.Generator, spread: float = 4.0) -> np
     return np.where(remaining >= 1, out, DAY_SEC)
 
 
+@dataclass(frozen=True)
+class _Today:
+    """What every part of a day reads: who exists, audiences, influence, today's posts."""
+
+    day: int
+    active: np.ndarray
+    audience: np.ndarray
+    reach: np.ndarray
+    z_acc: np.ndarray
+    is_bot_acc: np.ndarray
+    author: np.ndarray
+    post_id: np.ndarray
+    post_sec: np.ndarray
+    post_net: np.ndarray
+
+
 @dataclass
 class _Rows:
     """Interaction rows gathered during a day, concatenated at the end."""
@@ -228,10 +244,7 @@ def simulate_day(
     m = len(acc.user)
     active = (day - acc.created_day) > 0
     audience = real_audience(world, state, day)
-    reach = audience**cfg.alpha
     z_acc = state.influence[acc.user] + acc.influence_offset
-    is_bot_acc = users.is_bot[acc.user]
-    rows = _Rows([])
 
     # Posts, in time order so ids grow with time.
     weekday = WEEKDAY_ACTIVITY[(world.start_weekday + day) % 7]
@@ -241,73 +254,51 @@ def simulate_day(
     order = np.lexsort((author, post_sec))
     author, post_sec = author[order], post_sec[order]
     n = len(author)
-    post_id = state.next_post_id + np.arange(n, dtype=np.int64)
+    today = _Today(
+        day=day,
+        active=active,
+        audience=audience,
+        reach=audience**cfg.alpha,
+        z_acc=z_acc,
+        is_bot_acc=users.is_bot[acc.user],
+        author=author,
+        post_id=state.next_post_id + np.arange(n, dtype=np.int64),
+        post_sec=post_sec,
+        post_net=acc.network[author],
+    )
     media = rng.random(n) < acc.media_p[author]
-    post_net = acc.network[author]
     appeal = _expit(
         cfg.appeal_intercept
         + cfg.influence_slope * z_acc[author]
-        + nets.media_boost[post_net] * media
+        + nets.media_boost[today.post_net] * media
         + rng.normal(0, 0.5, n)
     )
 
-    # First wave: the author's audience.
-    exposures = rng.poisson(nets.reach[post_net] * reach[author])
-    exp_post = np.repeat(np.arange(n), exposures)
-    hit, actor = _engage(world, active, author[exp_post], author[exp_post], appeal[exp_post], rng)
-    p1 = exp_post[hit]
-    action1 = _choose_reaction(world, post_net[p1], actor, rng)
-    sec1 = _after(post_sec[p1], rng)
-    rows.add(actor, author[p1], action1, post_id[p1], sec1)
-
-    # Second wave: amplifiers expose the post to their own audience.
-    amp = np.flatnonzero(FAMILY_KIND[post_net[p1], action1] == 2)
-    waves = rng.poisson(cfg.second_wave_reach * reach[actor[amp]])
-    via = np.repeat(amp, waves)
-    hit2, actor2 = _engage(world, active, actor[via], author[p1[via]], appeal[p1[via]], rng)
-    via = via[hit2]
-    p2 = p1[via]
-    rows.add(
-        actor2,
-        author[p2],
-        _choose_reaction(world, post_net[p2], actor2, rng),
-        post_id[p2],
-        _after(sec1[via], rng),
-    )
-
-    _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng)
-    _reciprocity(world, rows, state, active, audience, author, post_id, post_sec, rng)
-    _bots(world, rows, active, author, post_id, post_sec, post_net, rng)
-    _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng)
-    _pods(world, rows, active, author, post_id, post_sec, post_net, rng)
-
+    rows = _Rows([])
+    _waves(world, rows, today, appeal, rng)
+    _user_level(world, rows, today, rng)
+    _reciprocity(world, rows, state, today, rng)
+    _bots(world, rows, today, rng)
+    _bought_likes(world, rows, today, rng)
+    _pods(world, rows, today, rng)
     actor, target, action, ipost, isec, endorsed = _finish(world, rows, state.endorsed)
-    iid = state.next_interaction_id + np.arange(len(actor), dtype=np.int64)
 
-    new_state = _advance(
-        world,
-        state,
-        day,
-        rng,
-        audience,
-        z_acc,
-        active,
-        is_bot_acc,
-        author,
-        post_id,
-        actor,
-        target,
-        action,
+    new_state = _advance(world, state, today, actor, target, action, rng)
+    new_state = replace(
+        new_state,
+        endorsed=endorsed,
+        next_post_id=state.next_post_id + n,
+        next_interaction_id=state.next_interaction_id + len(actor),
     )
     followers, lists = public_counters(world, new_state, day + 1)
     shown = np.flatnonzero(active)
     out = DayOutput(
         day=day,
-        post_id=post_id,
+        post_id=today.post_id,
         post_account=author,
         post_sec=post_sec,
         post_media=media,
-        interaction_id=iid,
+        interaction_id=state.next_interaction_id + np.arange(len(actor), dtype=np.int64),
         interaction_sec=isec,
         actor=actor,
         target=target,
@@ -319,13 +310,30 @@ def simulate_day(
         lists=lists[shown],
         posts_total=new_state.posts_total[shown],
     )
-    new_state = replace(
-        new_state,
-        endorsed=endorsed,
-        next_post_id=state.next_post_id + n,
-        next_interaction_id=state.next_interaction_id + len(actor),
-    )
     return out, new_state
+
+
+def _waves(world: World, rows: _Rows, today: _Today, appeal: np.ndarray, rng) -> None:
+    """First wave: the author's audience reacts. Second wave: amplifiers (retweets, shares)
+    expose the post to their own audience, the bigger theirs the more."""
+    cfg, nets = world.cfg, world.nets
+    author, post_net = today.author, today.post_net
+    exposures = rng.poisson(nets.reach[post_net] * today.reach[author])
+    exp_post = np.repeat(np.arange(len(author)), exposures)
+    source = author[exp_post]
+    hit, actor = _engage(world, today.active, source, source, appeal[exp_post], rng)
+    p1 = exp_post[hit]
+    action1 = _choose_reaction(world, post_net[p1], actor, rng)
+    sec1 = _after(today.post_sec[p1], rng)
+    rows.add(actor, author[p1], action1, today.post_id[p1], sec1)
+
+    amp = np.flatnonzero(FAMILY_KIND[post_net[p1], action1] == 2)
+    via = np.repeat(amp, rng.poisson(cfg.second_wave_reach * today.reach[actor[amp]]))
+    hit2, actor2 = _engage(world, today.active, actor[via], author[p1[via]], appeal[p1[via]], rng)
+    via = via[hit2]
+    p2 = p1[via]
+    action2 = _choose_reaction(world, post_net[p2], actor2, rng)
+    rows.add(actor2, author[p2], action2, today.post_id[p2], _after(sec1[via], rng))
 
 
 def public_counters(world: World, state: State, day: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,9 +355,10 @@ def public_following(world: World, state: State, day: int) -> np.ndarray:
     return np.floor(acc.following_potential * ramp + state.followed).astype(np.int64)
 
 
-def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
+def _user_level(world: World, rows: _Rows, today: _Today, rng) -> None:
     """Mentions, list adds, subscriptions, recommendations: actions on a person, not a post."""
     cfg, acc = world.cfg, world.pop.accounts
+    active, reach, z_acc, is_bot_acc = today.active, today.reach, today.z_acc, today.is_bot_acc
     targets, rates, codes = [], [], []
     for net, code, rate in world.nets.user_level:
         lo, hi = acc.network_start[net], acc.network_start[net + 1]
@@ -371,26 +380,28 @@ def _user_level(world, rows, active, reach, z_acc, is_bot_acc, rng) -> None:
     )
 
 
-def _reciprocity(world, rows, state, active, audience, author, post_id, post_sec, rng) -> None:
+def _reciprocity(world: World, rows: _Rows, state: State, today: _Today, rng) -> None:
     """People return yesterday's replies and shares on the giver's first post of today (a
     favour not returned the next day is forgotten). Reacting only to same-day posts keeps
     every (post, actor, action) unique without remembering past reactions."""
     nets, acc = world.nets, world.pop.accounts
     # Big accounts cannot return every favour: the chance falls with the receiver's audience.
-    chance = world.cfg.reciprocity / (1.0 + np.sqrt(audience[state.recip_target] / 2_000.0))
+    chance = world.cfg.reciprocity / (1.0 + np.sqrt(today.audience[state.recip_target] / 2_000.0))
     back = rng.random(len(state.recip_actor)) < chance
     giver, receiver = state.recip_actor[back], state.recip_target[back]
-    post = _first_of_each(author, len(acc.user))[giver]
-    ok = (post >= 0) & active[receiver]
+    post = _first_of_each(today.author, len(acc.user))[giver]
+    ok = (post >= 0) & today.active[receiver]
     giver, receiver, post = giver[ok], receiver[ok], post[ok]
     net = acc.network[giver]
     talk = rng.random(len(giver)) < 0.25
     action = np.where(talk, nets.conversation_code[net], nets.approval_code[net])
-    rows.add(receiver, giver, action, post_id[post], _after(post_sec[post], rng))
+    rows.add(receiver, giver, action, today.post_id[post], _after(today.post_sec[post], rng))
 
 
-def _bots(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
+def _bots(world: World, rows: _Rows, today: _Today, rng) -> None:
     """Bots like whatever was posted today on their network, at random."""
+    active, author, post_id = today.active, today.author, today.post_id
+    post_sec, post_net = today.post_sec, today.post_net
     pop, nets = world.pop, world.nets
     bots = pop.bots_by_network
     bots = bots[active[bots]]
@@ -407,8 +418,10 @@ def _bots(world, rows, active, author, post_id, post_sec, post_net, rng) -> None
     )
 
 
-def _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
+def _bought_likes(world: World, rows: _Rows, today: _Today, rng) -> None:
     """Accounts that bought likes get a batch of bot likes on every post, within minutes."""
+    active, author, post_id = today.active, today.author, today.post_id
+    post_sec, post_net = today.post_sec, today.post_net
     pop = world.pop
     buyer_posts = np.flatnonzero(pop.accounts.buys_likes[author])
     count = rng.poisson(world.cfg.bought_likes_per_post, len(buyer_posts))
@@ -429,8 +442,10 @@ def _bought_likes(world, rows, active, author, post_id, post_sec, post_net, rng)
     )
 
 
-def _pods(world, rows, active, author, post_id, post_sec, post_net, rng) -> None:
+def _pods(world: World, rows: _Rows, today: _Today, rng) -> None:
     """Pod members like (and often comment on) every post of every other member, fast."""
+    active, author, post_id = today.active, today.author, today.post_id
+    post_sec, post_net = today.post_sec, today.post_net
     pop, nets = world.pop, world.nets
     pp = np.flatnonzero(pop.accounts.pod[author] >= 0)
     pod = pop.accounts.pod[author[pp]]
@@ -511,32 +526,27 @@ def _first_of_each(group: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 def _advance(
-    world,
-    state,
-    day,
-    rng,
-    audience,
-    z_acc,
-    active,
-    is_bot_acc,
-    author,
-    post_id,
-    actor,
-    target,
-    action,
+    world: World,
+    state: State,
+    today: _Today,
+    actor: np.ndarray,
+    target: np.ndarray,
+    action: np.ndarray,
+    rng: np.random.Generator,
 ) -> State:
     """Counters move: engagement from big accounts brings followers (future reach), people
     follow a few more accounts, bots follow many; latent influence drifts weekly."""
     acc = world.pop.accounts
     m = len(acc.user)
+    day, audience, active = today.day, today.audience, today.active
     kind = FAMILY_KIND[acc.network[target], action]
     gain = 0.001 * np.sqrt(audience[actor]) * np.where(kind == 2, 5.0, 1.0)
-    organic = 0.0002 * audience * np.exp(0.4 * z_acc) * active
+    organic = 0.0002 * audience * np.exp(0.4 * today.z_acc) * active
     churn = rng.poisson(0.0002 * audience)
     earned = state.earned + rng.poisson(np.bincount(target, gain, minlength=m) + organic) - churn
 
     bought = state.bought + np.where(acc.buy_day == day, acc.buy_size, 0.0)
-    follow_rate = np.where(is_bot_acc, 25.0, 0.02 + 0.003 * np.sqrt(acc.following_potential))
+    follow_rate = np.where(today.is_bot_acc, 25.0, 0.02 + 0.003 * np.sqrt(acc.following_potential))
     followed = state.followed + rng.poisson(follow_rate * active)
 
     is_bot = world.pop.users.is_bot
@@ -551,7 +561,7 @@ def _advance(
         earned=earned,
         bought=bought,
         followed=followed,
-        posts_total=state.posts_total + np.bincount(author, minlength=m),
+        posts_total=state.posts_total + np.bincount(today.author, minlength=m),
         recip_actor=actor[giving],
         recip_target=target[giving],
     )
