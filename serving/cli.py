@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -35,3 +36,226 @@ def serve(
     sys.stdout.flush()
     command = serve_command(SERVICE, port)
     os.execve(command[0], command, env)
+
+
+# --- score history: score-daily, backfill, compare-models (serving.daily) ------------------------
+
+_DATE = ["%Y-%m-%d"]
+
+
+def _daily_context(params_file: Path, store: Path | None, bundle: Path | None):
+    """(params, store, bundle, rule) for the daily commands; the bundle is the registry's
+    champion unless a saved bundle folder is given."""
+    from influence.params import load_params
+    from serving.daily import SmoothingRule
+    from serving.history import STORE_ENV, HistoryStore
+    from training.bundle import ModelBundle
+
+    params = load_params(params_file)
+    settings = params.score_daily
+    path = store or Path(os.environ.get(STORE_ENV) or settings.store)
+    if bundle is not None:
+        model = ModelBundle.load(bundle)
+    else:
+        from training.registry import RegistryError, load_champion
+
+        try:
+            model = load_champion()
+        except RegistryError as error:
+            typer.echo(f"score history: {error}", err=True)
+            raise typer.Exit(1) from None
+    return params, HistoryStore(path, settings.lock_timeout_seconds), model, SmoothingRule.from_params(settings)
+
+
+def _last_data_day(params) -> date:
+    """The default as-of date: the day after the last day of clean data."""
+    from features.engine import data_end
+
+    return data_end(params.base.clean_dir)
+
+
+_BUNDLE_HELP = "Score with this saved ModelBundle folder instead of the registry's champion."
+_STORE_HELP = "History store file (default: $INFLUENCE_HISTORY_STORE or params score_daily.store)."
+
+
+@app.command("score-daily")
+def score_daily(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=_DATE,
+                     help="Snapshot date T (data strictly before T); default: the day after the "
+                     "last day of clean data."),
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option(help=_BUNDLE_HELP, exists=True, file_okay=False)] = None,
+    store: Annotated[Path | None, typer.Option(help=_STORE_HELP)] = None,
+    points: Annotated[bool, typer.Option(help="Store per-network points (TreeSHAP).")] = True,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Score every user as of T with the champion and write (or replace) day T of the score
+    history: published (smoothed) score, model score, percentile, points per network."""
+    import json
+
+    from serving.daily import score_day, snapshot_builder
+
+    params, history, model, rule = _daily_context(params_file, store, bundle)
+    day = as_of.date() if as_of else _last_data_day(params)
+    report = score_day(day, build=snapshot_builder(params), bundle=model, store=history, rule=rule,
+                       windows=params.features.windows, points=points)
+    typer.echo(json.dumps(report.as_dict()))
+    typer.echo(f"{report.users:,} users scored as of {day} with model {report.model_version} "
+               f"({report.changed:,} published scores changed) in {report.seconds['total']:.1f} s; "
+               f"history: {history.path}", err=True)
+
+
+@app.command("backfill")
+def backfill_command(
+    first: Annotated[
+        datetime | None,
+        typer.Option("--from", formats=_DATE,
+                     help="First as-of date (default: --to minus score_daily.backfill_days - 1)."),
+    ] = None,
+    last: Annotated[
+        datetime | None,
+        typer.Option("--to", formats=_DATE,
+                     help="Last as-of date (default: the day after the last day of clean data)."),
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option(help=_BUNDLE_HELP, exists=True, file_okay=False)] = None,
+    store: Annotated[Path | None, typer.Option(help=_STORE_HELP)] = None,
+    points: Annotated[bool, typer.Option(help="Store per-network points (TreeSHAP).")] = True,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Score every day of [--from, --to] in order (each day smooths on the one before; each day is
+    its own transaction, so an interrupted backfill keeps the days it finished)."""
+    from datetime import timedelta
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from serving.daily import backfill, days_in, snapshot_builder
+
+    params, history, model, rule = _daily_context(params_file, store, bundle)
+    end = last.date() if last else _last_data_day(params)
+    start = first.date() if first else end - timedelta(days=params.score_daily.backfill_days - 1)
+    try:
+        days = days_in(start, end)
+    except ValueError as error:
+        typer.echo(f"backfill: {error}", err=True)
+        raise typer.Exit(2) from None
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(f"backfill {start}..{end}", total=len(days))
+
+        def on_day(report) -> None:
+            progress.update(task, advance=1, description=f"{report.day}: {report.users:,} users")
+
+        reports = backfill(days, on_day=on_day, build=snapshot_builder(params), bundle=model,
+                           store=history, rule=rule, windows=params.features.windows, points=points)
+    total = sum(r.seconds["total"] for r in reports)
+    console.print(f"{len(reports)} days ({start}..{end}) written to {history.path} in {total:.1f} s "
+                  f"with model {model.version}")
+
+
+@app.command("compare-models")
+def compare_models_command(
+    as_of: Annotated[
+        datetime | None,
+        typer.Option("--as-of", formats=_DATE,
+                     help="Snapshot date T; default: the day after the last day of clean data."),
+    ] = None,
+    champion: Annotated[
+        Path | None,
+        typer.Option(help="Champion bundle folder (default: the registry's `champion`).",
+                     exists=True, file_okay=False),
+    ] = None,
+    challenger: Annotated[
+        Path | None,
+        typer.Option(help="Challenger bundle folder (default: the registry's `challenger`).",
+                     exists=True, file_okay=False),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="JSON report (default: params score_daily.compare_report).")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Exit 1 when the challenger moves scores beyond the bounds.")
+    ] = False,
+    params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
+) -> None:
+    """Score the same snapshots with champion and challenger and report how scores would move:
+    median/p90/p99 |Δ|, share moved by more than 1 and 5 points, the biggest movers."""
+    import json
+
+    from influence.params import load_params
+    from serving.daily import CompareRule, compare_models, snapshot_builder
+    from training.bundle import ModelBundle
+
+    params = load_params(params_file)
+    settings = params.score_daily
+    try:
+        models = [ModelBundle.load(path) if path else _registry_bundle(alias)
+                  for path, alias in ((champion, "champion"), (challenger, "challenger"))]
+    except LookupError as error:
+        typer.echo(f"compare-models: {error}", err=True)
+        raise typer.Exit(1) from None
+    day = as_of.date() if as_of else _last_data_day(params)
+    snapshots = snapshot_builder(params)(day)
+    result = compare_models(snapshots, *models, CompareRule.from_params(settings),
+                            params.features.windows)
+    path = report or settings.compare_report
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    _print_comparison(result, path)
+    if strict and not result["within_bounds"]:
+        raise typer.Exit(1)
+
+
+def _registry_bundle(alias: str):
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import MODEL_NAME, load_bundle, model_uri
+
+    try:
+        return load_bundle(model_uri(alias))
+    except MlflowException as error:
+        raise LookupError(f"registered model {MODEL_NAME!r} has no {alias!r} version to load "
+                          f"({error.message}); pass --{alias} with a saved bundle folder") from None
+
+
+def _print_comparison(result: dict, path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    d = result["delta"]
+    table = Table(title=f"compare-models as of {result['as_of']}: "
+                  f"{result['champion_version']} -> {result['challenger_version']}")
+    table.add_column("users")
+    table.add_column("median |Δ|", justify="right")
+    table.add_column("p90 |Δ|", justify="right")
+    table.add_column("p99 |Δ|", justify="right")
+    table.add_column("max |Δ|", justify="right")
+    table.add_column("mean Δ", justify="right")
+    for threshold in result["share_moved_more_than"]:
+        table.add_column(f"moved > {threshold}", justify="right")
+    table.add_row(f"{result['users']:,}", f"{d['median_abs']:.2f}", f"{d['p90_abs']:.2f}",
+                  f"{d['p99_abs']:.2f}", f"{d['max_abs']:.2f}", f"{d['mean']:+.2f}",
+                  *(f"{share:.1%}" for share in result["share_moved_more_than"].values()))
+    console = Console()
+    console.print(table)
+    movers = Table(title="biggest movers")
+    for name in ("user_id", "champion", "challenger", "Δ"):
+        movers.add_column(name, justify="left" if name == "user_id" else "right")
+    for m in result["biggest_movers"][:10]:
+        movers.add_row(m["user_id"], f"{m['champion']:.2f}", f"{m['challenger']:.2f}", f"{m['delta']:+.2f}")
+    console.print(movers)
+    verdict = "within" if result["within_bounds"] else "OUTSIDE"
+    b = result["bounds"]
+    console.print(f"{verdict} the promotion bounds (median |Δ| <= {b['max_median_abs_delta']}, "
+                  f"p99 |Δ| <= {b['max_p99_abs_delta']}); report: {path}")

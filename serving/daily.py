@@ -33,14 +33,28 @@ Re-running a day replaces it; later days are not recomputed (re-run them with `b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
 from features.snapshot import SIGNAL_COLUMNS
 from influence.vocabulary import NETWORKS
+from serving.history import (
+    HISTORY_COLUMNS,
+    POINT_BUCKETS,
+    POINTS_DTYPE,
+    DayRun,
+    HistoryStore,
+    utc_now,
+)
+
+if TYPE_CHECKING:
+    from training.bundle import ModelBundle
 
 TIME_SIGNALS = ("account_age_days", "days_linked")
 """Signals that grow by one a day by themselves: left out of the fingerprint."""
@@ -152,3 +166,312 @@ def publish(
     return joined.with_columns(published.clip(1.0, 100.0).alias("score")).drop(
         "_prev_date", "_prev_score", "_prev_hash", "_prev_model"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# compare-models: champion vs challenger on the same snapshots
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompareRule:
+    thresholds: tuple[float, ...] = (1.0, 5.0)
+    top_movers: int = 20
+    max_median_abs_delta: float = 1.0
+    max_p99_abs_delta: float = 5.0
+
+    @classmethod
+    def from_params(cls, settings) -> CompareRule:
+        """From a `ScoreDailyParams` section."""
+        return cls(
+            thresholds=tuple(settings.compare_thresholds),
+            top_movers=settings.compare_top_movers,
+            max_median_abs_delta=settings.compare_max_median_abs_delta,
+            max_p99_abs_delta=settings.compare_max_p99_abs_delta,
+        )
+
+
+def _r(value: float, decimals: int = 4) -> float:
+    return round(float(value), decimals)
+
+
+def _distribution(scores: np.ndarray) -> dict[str, float]:
+    return {
+        "mean": _r(scores.mean()),
+        "median": _r(np.median(scores)),
+        "p95": _r(np.quantile(scores, 0.95)),
+        "max": _r(scores.max()),
+    }
+
+
+def compare_scores(
+    champion: pl.DataFrame,
+    challenger: pl.DataFrame,
+    rule: CompareRule = CompareRule(),
+) -> dict:
+    """How the challenger would move each user's score: the distribution of Δ = challenger -
+    champion over the users both scored (user_id, score), the share moved by more than each
+    threshold, the biggest movers, and whether the move stays within the promotion bounds."""
+    pairs = champion.select("user_id", pl.col("score").alias("champion")).join(
+        challenger.select("user_id", pl.col("score").alias("challenger")), on="user_id", how="inner"
+    )
+    if pairs.height == 0:
+        raise ValueError("champion and challenger scored no user in common")
+    pairs = pairs.with_columns((pl.col("challenger") - pl.col("champion")).alias("delta"))
+    delta = pairs["delta"].to_numpy()
+    moved = np.abs(delta)
+    median, p90, p99 = (float(np.quantile(moved, q)) for q in (0.5, 0.9, 0.99))
+    within = median <= rule.max_median_abs_delta and p99 <= rule.max_p99_abs_delta
+    movers = (
+        pairs.with_columns(pl.col("delta").abs().alias("_abs"))
+        .sort(["_abs", "user_id"], descending=[True, False])
+        .head(rule.top_movers)
+    )
+    return {
+        "users": pairs.height,
+        "users_only_champion": champion.height - pairs.height,
+        "users_only_challenger": challenger.height - pairs.height,
+        "champion_scores": _distribution(pairs["champion"].to_numpy()),
+        "challenger_scores": _distribution(pairs["challenger"].to_numpy()),
+        "delta": {
+            "mean": _r(delta.mean()),
+            "median_abs": _r(median),
+            "p90_abs": _r(p90),
+            "p99_abs": _r(p99),
+            "max_abs": _r(moved.max()),
+            "share_up": _r((delta > 0).mean()),
+            "share_down": _r((delta < 0).mean()),
+        },
+        "share_moved_more_than": {f"{t:g}": _r((moved > t).mean()) for t in rule.thresholds},
+        "biggest_movers": [
+            {"user_id": r["user_id"], "champion": _r(r["champion"], 2),
+             "challenger": _r(r["challenger"], 2), "delta": _r(r["delta"], 2)}
+            for r in movers.iter_rows(named=True)
+        ],
+        "bounds": {"max_median_abs_delta": rule.max_median_abs_delta,
+                   "max_p99_abs_delta": rule.max_p99_abs_delta},
+        "within_bounds": within,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# scoring a day
+# --------------------------------------------------------------------------------------------
+
+BuildSnapshots = Callable[[date], pl.DataFrame]
+"""as-of date -> the long snapshot table of every user (`features.stage.snapshots_for_date`)."""
+
+
+@dataclass(frozen=True)
+class ModelScores:
+    """The model's view of one day: per user the unsmoothed score, its percentile, the
+    provisional flag, per-network points and the snapshot fingerprint."""
+
+    frame: pl.DataFrame
+    model_version: str
+    baseline: float | None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _timed(seconds: dict[str, float], name: str, started: float) -> float:
+    now = time.perf_counter()
+    seconds[name] = round(seconds.get(name, 0.0) + now - started, 4)
+    return now
+
+
+def network_points(bundle: ModelBundle, features: pl.DataFrame) -> tuple[pl.Series, float | None]:
+    """Points of each row's score per bucket of `POINT_BUCKETS` (TreeSHAP, the same split as the
+    service's explanations), as a struct column, and the model's baseline score."""
+    from training.explain import contributions_to_points
+    from training.explain import network_points as bucket_points
+
+    x = bundle.matrix(features)
+    contrib = bundle.booster.predict(x, pred_contrib=True)
+    points, _, baseline = contributions_to_points(contrib, bundle.calibrator)
+    labels, sums = bucket_points(points, x, [c.network for c in bundle.catalog])
+    columns = {
+        bucket: pl.Series(bucket, sums[:, labels.index(bucket)] if bucket in labels else
+                          np.full(len(x), np.nan)).round(4).fill_nan(None)
+        for bucket in POINT_BUCKETS
+    }
+    struct = pl.DataFrame(columns).to_struct("points").cast(POINTS_DTYPE)
+    return struct, (float(baseline[0]) if len(baseline) else None)
+
+
+def model_scores(
+    bundle: ModelBundle,
+    snapshots: pl.DataFrame,
+    windows: Sequence[int] = (7, 30, 90),
+    *,
+    points: bool = True,
+) -> ModelScores:
+    """Featurize and score every user of a day's snapshots with one bundle (the batch path:
+    vectorised, no HTTP); `points` adds the per-network points (TreeSHAP, the costly part)."""
+    from features.featurize import featurize
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    features = featurize(snapshots, tuple(windows))
+    started = _timed(seconds, "featurize", started)
+    scored = bundle.score(features)
+    started = _timed(seconds, "score", started)
+    frame = scored.select(
+        "user_id",
+        pl.col("score").alias("raw_score"),
+        pl.col("percentile").alias("raw_percentile"),
+        "provisional",
+    )
+    baseline = None
+    if points:
+        struct, baseline = network_points(bundle, features)
+        frame = frame.with_columns(struct)
+        started = _timed(seconds, "points", started)
+    else:
+        frame = frame.with_columns(pl.lit(None, POINTS_DTYPE).alias("points"))
+    frame = frame.join(signal_fingerprints(snapshots), on="user_id", how="left")
+    _timed(seconds, "fingerprint", started)
+    return ModelScores(frame, bundle.version, baseline, seconds)
+
+
+def published_percentile(calibrator, published: pl.Series) -> np.ndarray:
+    """Percentile in the reference population of each published score: the raw output that maps
+    to the score, then the reference's CDF there (scores are rounded: few distinct values)."""
+    values = published.to_numpy()
+    distinct, inverse = np.unique(values, return_inverse=True)
+    raw = np.array([calibrator.raw_for_score(float(v)) for v in distinct])
+    return np.asarray(calibrator.percentile(raw), dtype=np.float64)[inverse]
+
+
+def history_rows(
+    scores: ModelScores,
+    previous: pl.DataFrame,
+    day: date,
+    rule: SmoothingRule,
+    calibrator,
+    written_at: datetime | None = None,
+) -> pl.DataFrame:
+    """The store's rows of `day`: published (smoothed) score and its percentile next to the
+    model's score, points, fingerprint and version. A user whose published score is the model's
+    score of the day keeps the model's percentile (exact even where the scale is clipped)."""
+    today = scores.frame.with_columns(pl.lit(scores.model_version).alias("model_version"))
+    rows = publish(today, previous, day, rule)
+    percentile = published_percentile(calibrator, rows["score"])
+    as_model = rows["score"] == rows["raw_score"].round(rule.decimals)
+    rows = rows.with_columns(
+        pl.when(pl.Series(as_model))
+        .then(pl.col("raw_percentile"))
+        .otherwise(pl.Series(percentile))
+        .round(2)
+        .alias("percentile"),
+        pl.lit(day).alias("date"),
+        pl.lit(written_at or utc_now()).cast(pl.Datetime("us")).alias("written_at"),
+    )
+    return rows.select(HISTORY_COLUMNS).sort("user_id")
+
+
+@dataclass(frozen=True)
+class DayReport:
+    day: date
+    users: int
+    model_version: str
+    seconds: dict[str, float]
+    changed: int
+    """Users whose published score differs from their previous one."""
+
+    def as_dict(self) -> dict:
+        return {"day": self.day.isoformat(), "users": self.users, "model_version": self.model_version,
+                "changed": self.changed, "seconds": self.seconds}
+
+
+def score_day(
+    day: date,
+    *,
+    build: BuildSnapshots,
+    bundle: ModelBundle,
+    store: HistoryStore,
+    rule: SmoothingRule,
+    windows: Sequence[int] = (7, 30, 90),
+    points: bool = True,
+) -> DayReport:
+    """Snapshots as of `day` -> champion scores -> smoothing on the stored history -> the day
+    replaced in the store (one transaction)."""
+    started = time.perf_counter()
+    snapshots = build(day)
+    built = time.perf_counter()
+    scores = model_scores(bundle, snapshots, windows, points=points)
+    previous = store.previous_published(day, rule.max_gap_days)
+    smoothing = time.perf_counter()
+    rows = history_rows(scores, previous, day, rule, bundle.calibrator)
+    written = time.perf_counter()
+    store.replace_day(
+        rows,
+        DayRun(day, scores.model_version, scores.baseline, rule.half_life_days, rule.dead_band,
+               round(written - started, 3)),
+    )
+    done = time.perf_counter()
+    seconds = {
+        "snapshots": round(built - started, 3),
+        **scores.seconds,
+        "smoothing": round(written - smoothing, 3),
+        "write": round(done - written, 3),
+        "total": round(done - started, 3),
+    }
+    moved = rows.join(previous.select("user_id", pl.col("score").alias("_prev")), on="user_id", how="left")
+    changed = moved.filter(pl.col("_prev").is_null() | (pl.col("_prev") != pl.col("score"))).height
+    return DayReport(day, rows.height, scores.model_version, seconds, changed)
+
+
+def days_in(first: date, last: date) -> list[date]:
+    """Every day of [first, last]."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def backfill(
+    days: Iterable[date],
+    *,
+    on_day: Callable[[DayReport], None] | None = None,
+    **score_day_kwargs,
+) -> list[DayReport]:
+    """Score every day in order: each day smooths on the one before, so the order matters; each
+    day is its own transaction (a crash keeps the days already done)."""
+    reports = []
+    for day in sorted(days):
+        report = score_day(day, **score_day_kwargs)
+        reports.append(report)
+        if on_day is not None:
+            on_day(report)
+    return reports
+
+
+def snapshot_builder(params) -> BuildSnapshots:
+    """The feature pipeline's builder over the clean folder (`features.stage`)."""
+    from features.engine import make_engine
+    from features.stage import snapshots_for_date
+
+    engine = make_engine(params.features.engine)
+    root = params.base.clean_dir
+    return lambda day: snapshots_for_date(engine, root, day, params)
+
+
+def compare_models(
+    snapshots: pl.DataFrame,
+    champion: ModelBundle,
+    challenger: ModelBundle,
+    rule: CompareRule = CompareRule(),
+    windows: Sequence[int] = (7, 30, 90),
+) -> dict:
+    """Both models on the same snapshots (featurized once): the `compare_scores` report with the
+    two versions."""
+    from features.featurize import featurize
+
+    features = featurize(snapshots, tuple(windows))
+    report = compare_scores(champion.score(features), challenger.score(features), rule)
+    as_of = snapshots["as_of"].drop_nulls().unique().to_list()
+    return {
+        "as_of": as_of[0].isoformat() if len(as_of) == 1 else [d.isoformat() for d in sorted(as_of)],
+        "champion_version": champion.version,
+        "challenger_version": challenger.version,
+        **report,
+    }

@@ -10,14 +10,15 @@ Layout of the store (path `score_daily.store`, default `data/history/scores.duck
         raw_score      DOUBLE     the model's score that day, unsmoothed
         percentile     DOUBLE     percentile of the published score (reference population)
         provisional    BOOLEAN    the model flagged the score provisional (young/thin accounts)
-        points         STRUCT(twitter DOUBLE, facebook DOUBLE, ...)  points of the model's score
-                                  per network (null: network not linked)
+        points         STRUCT(twitter DOUBLE, ..., cross_network DOUBLE, not_linked DOUBLE)
+                                  points of the model's score per network (`training.explain`;
+                                  null: network not linked); they add up to raw_score - baseline
         signal_hash    UBIGINT    fingerprint of the day's signal snapshot (smoothing holds the
                                   score exactly when it equals the previous day's)
         model_version  VARCHAR
         written_at     TIMESTAMP  UTC
-    runs    one row per day written: date, model_version, users, half_life_days, dead_band,
-            written_at, seconds
+    runs    one row per day written: date, model_version, users, baseline (the model's score of
+            its average user), half_life_days, dead_band, written_at, seconds
 
 A day is replaced in one transaction: DELETE its rows, INSERT the new ones, replace its `runs` row,
 COMMIT. Nothing is visible before the commit, and a process killed before it leaves the previous
@@ -45,11 +46,15 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence.vocabulary import NETWORKS
+from training.explain import CROSS_NETWORK, NOT_LINKED
 
 STORE_ENV = "INFLUENCE_HISTORY_STORE"
 """Overrides `score_daily.store` (the service and the CLI read it)."""
 
-POINTS_DTYPE = pl.Struct({network: pl.Float64 for network in NETWORKS})
+POINT_BUCKETS: tuple[str, ...] = (*NETWORKS, CROSS_NETWORK, NOT_LINKED)
+"""Per-network points of a score (`training.explain`): each network, the cross-network signals,
+and what unlinked networks' missing values do; they add up to the score minus the baseline."""
+POINTS_DTYPE = pl.Struct({bucket: pl.Float64 for bucket in POINT_BUCKETS})
 HISTORY_SCHEMA = pl.Schema(
     {
         "user_id": pl.String,
@@ -66,7 +71,7 @@ HISTORY_SCHEMA = pl.Schema(
 )
 HISTORY_COLUMNS: tuple[str, ...] = tuple(HISTORY_SCHEMA.names())
 
-_POINTS_SQL = ", ".join(f"{network} DOUBLE" for network in NETWORKS)
+_POINTS_SQL = ", ".join(f"{bucket} DOUBLE" for bucket in POINT_BUCKETS)
 _DDL = (
     f"""
     CREATE TABLE IF NOT EXISTS scores (
@@ -88,6 +93,7 @@ _DDL = (
         date DATE NOT NULL,
         model_version VARCHAR NOT NULL,
         users BIGINT NOT NULL,
+        baseline DOUBLE,
         half_life_days DOUBLE,
         dead_band DOUBLE,
         written_at TIMESTAMP NOT NULL,
@@ -115,6 +121,7 @@ class DayRun:
 
     day: date
     model_version: str
+    baseline: float | None = None
     half_life_days: float | None = None
     dead_band: float | None = None
     seconds: float | None = None
@@ -190,8 +197,8 @@ class HistoryStore:
                         on_chunk(min(start + chunk_rows, rows.height), rows.height)
                 con.execute("DELETE FROM runs WHERE date = ?", [run.day])
                 con.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [run.day, run.model_version, rows.height, run.half_life_days,
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [run.day, run.model_version, rows.height, run.baseline, run.half_life_days,
                      run.dead_band, utc_now(), run.seconds],
                 )
                 con.execute("COMMIT")

@@ -6,8 +6,8 @@ from datetime import date, timedelta
 
 import polars as pl
 import pytest
-
 from historybuild import snapshot_rows
+
 from serving.daily import SmoothingRule, publish, signal_fingerprints
 
 DAY = date(2026, 10, 1)

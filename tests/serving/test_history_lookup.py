@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 from fastapi.testclient import TestClient
-
 from historybuild import history_rows
+
 from serving.history import DayRun, HistoryStore, lookup_app, score_delta, user_score, user_series
 
 LATEST = date(2026, 10, 31)

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
+from historybuild import history_rows
 from polars.testing import assert_frame_equal
 
-from historybuild import history_rows
 from serving.history import DayRun, HistoryFrameError, HistoryStore, StoreBusy
 
 DAY = date(2026, 10, 1)
@@ -181,8 +181,8 @@ def test_a_reader_waits_for_a_short_write_and_gives_up_on_a_long_one(store: Hist
     store.replace_day(history_rows(DAY, {"a": 40.0}), DayRun(DAY, "1"))
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); print('held', flush=True); "
-         "time.sleep(float(input()))"],
+         (f"import duckdb, time; c = duckdb.connect({str(store.path)!r}); "
+          "print('held', flush=True); time.sleep(float(input()))")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
