@@ -1,7 +1,8 @@
 """Report figures of a trained model: pure functions from arrays to matplotlib Figures.
 
-Used by the MLflow run (`training.tracking`) and by `notebooks/model_report.ipynb`. The Agg
-backend is selected on first use, so nothing here needs a display.
+Used by the MLflow run (`training.tracking`) and by `notebooks/model_report.ipynb`. Figures are
+built with the object-oriented API (`matplotlib.figure.Figure`, rendered by Agg on save), never
+through pyplot: no global figure state, no display needed, nothing to close.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ TARGET_P95 = 63.0
 
 
 def _figure(width: float = 7.0, height: float = 4.5) -> tuple[Figure, object]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), layout="constrained")

@@ -310,13 +310,11 @@ def pinned_requirements(packages: Iterable[str]) -> list[str]:
 
 
 def log_figures(figures: Mapping[str, Any], folder: str = "plots") -> None:
-    """Log matplotlib figures as PNGs under `folder/` and close them."""
-    import matplotlib.pyplot as plt
+    """Log matplotlib figures as PNGs under `folder/`."""
     import mlflow
 
     for name, figure in figures.items():
         mlflow.log_figure(figure, f"{folder}/{name}.png")
-        plt.close(figure)
 
 
 # --- one training run ----------------------------------------------------------------------------
