@@ -116,6 +116,15 @@ def spearman(frame: pl.DataFrame) -> dict[str, dict[str, float]]:
     }
 
 
+def _spread(frame: pl.DataFrame) -> dict[str, float]:
+    """Decades between the 5% and 95% quantiles: the shape of a heavy tail, not its level."""
+    out = {}
+    for c in SIGNALS:
+        lo, hi = (max(float(frame[c].quantile(q, "linear")), RATE_FLOOR) for q in (0.05, 0.95))
+        out[c] = round(float(np.log10(hi / lo)), 2)
+    return out
+
+
 def _quantiles(frame: pl.DataFrame) -> dict[str, list[float]]:
     return {
         c: [round(float(frame[c].quantile(q, "linear")), 3) for q in QUANTILES] for c in SIGNALS
@@ -155,6 +164,7 @@ def compare(simulated: pl.DataFrame, real: pl.DataFrame) -> dict:
             "simulated": _quantiles(simulated),
             "real": _quantiles(real),
         },
+        "decades_5_to_95": {"simulated": _spread(simulated), "real": _spread(real)},
         "spearman": {"simulated": sim_corr, "real": real_corr},
         "key_pairs": pairs,
         "notable": {
@@ -177,10 +187,14 @@ def render(report: dict) -> str:
         "",
         f"{'signal':<19}{'':5}{head}",
     ]
+    spread = report["decades_5_to_95"]
     for c in SIGNALS:
         for who in ("simulated", "real"):
             vals = "  ".join(f"{v:>10.4g}" for v in q[who][c])
-            lines.append(f"{c if who == 'simulated' else '':<19}{who[:4]:<5}{vals}")
+            lines.append(
+                f"{c if who == 'simulated' else '':<19}{who[:4]:<5}{vals}"
+                f"   {spread[who][c]:>4.1f} decades"
+            )
     lines += ["", f"{'rank correlation':<42}{'real':>7}{'sim':>7}{'delta':>7}"]
     for p in report["key_pairs"]:
         mark = "ok" if p["ok"] else "OFF"
