@@ -157,6 +157,7 @@ class StagePaths:
     reference: Path
     """Long snapshot table of the reference population (`calibrate.reference_path`)."""
     report: Path
+    plots: Path
 
 
 def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
@@ -166,6 +167,7 @@ def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
         train_table=params.base.features_dir / "train.parquet",
         reference=params.calibrate.reference_path,
         report=params.register_.report,
+        plots=params.base.reports_dir / "plots",
     )
 
 
@@ -203,6 +205,7 @@ def run_register(
         reference=reference,
         population=test,
         training_table=table,
+        plots_dir=paths.plots,
         shap_sample=params.register_.shap_sample,
         seed=params.base.seed,
     )

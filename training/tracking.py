@@ -337,6 +337,8 @@ class RunInputs:
     """Users to draw against the target scale (e.g. the test split); default: the reference."""
     training_table: pl.DataFrame | pl.LazyFrame | None = None
     """The training table (a scan is enough), for lineage; default: the reference."""
+    plots_dir: Path | None = None
+    """Also write the plots (PNGs and their data as CSV) here, e.g. for `dvc plots`."""
     run_name: str | None = None
     shap_sample: int = 2_000
     seed: int = 0
@@ -404,6 +406,38 @@ def report_figures(
     }
 
 
+def plot_data(
+    bundle: ModelBundle, reference: pl.DataFrame, population: pl.DataFrame | None = None
+) -> dict[str, pd.DataFrame]:
+    """The data behind the calibration curve and the score histogram, as small tables
+    (`dvc plots` draws and diffs them across experiments)."""
+    import numpy as np
+    import pandas as pd
+
+    raw = np.sort(bundle.raw(reference))
+    grid = np.quantile(raw, np.linspace(0, 1, 201))
+    calibration = pd.DataFrame({"raw": grid, "score": bundle.calibrator.score(grid),
+                                "reference_percentile": np.linspace(0, 100, 201)})
+    edges = np.arange(0, 101, 2)
+    ref_scores = bundle.calibrator.score(raw)
+    shown = ref_scores if population is None else bundle.score(population)["score"].to_numpy()
+    histogram = pd.DataFrame({
+        "score": edges[:-1] + 1,
+        "share": np.histogram(shown, edges)[0] / max(len(shown), 1),
+        "reference_share": np.histogram(ref_scores, edges)[0] / max(len(ref_scores), 1),
+    })
+    return {"calibration": calibration, "score_histogram": histogram}
+
+
+def write_plots(figures: Mapping[str, Any], tables: Mapping[str, pd.DataFrame], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, figure in figures.items():
+        figure.savefig(folder / f"{name}.png", dpi=100)
+    for name, table in tables.items():
+        table.to_csv(folder / f"{name}.csv", index=False)
+    return folder
+
+
 def log_training_run(inputs: RunInputs, settings: TrackingSettings | None = None) -> LoggedRun:
     """One MLflow run: params, data fingerprint and lineage, git commit, metrics (and a nested
     run per baseline), plots, the signal catalog and the model. Returns what the registry needs."""
@@ -430,6 +464,11 @@ def log_training_run(inputs: RunInputs, settings: TrackingSettings | None = None
         shap_table = figures.pop("_mean_abs_shap")
         log_figures(figures)
         mlflow.log_text(shap_table.sort_values(ascending=False).to_csv(), "plots/mean_abs_shap.csv")
+        tables = plot_data(bundle, inputs.reference, inputs.population)
+        for name, table in tables.items():
+            mlflow.log_text(table.to_csv(index=False), f"plots/{name}.csv")
+        if inputs.plots_dir is not None:
+            write_plots(figures, tables, inputs.plots_dir)
         catalog = catalog_frame(bundle)
         mlflow.log_text(catalog.to_csv(index=False), "catalog/signal_catalog.csv")
         mlflow.log_dict({"features": catalog.to_dict(orient="records")},

@@ -35,7 +35,7 @@ ARTIFACTS = {
     "plots/calibration_curve.png", "plots/score_histogram.png", "plots/feature_importance.png",
     "plots/shap_summary.png", "plots/network_contributions.png",
     "plots/family_contributions.png", "plots/mean_abs_shap.csv",
-    "catalog/signal_catalog.csv", "catalog/signal_catalog.json", "reports/metrics.json",
+    "plots/calibration.csv", "plots/score_histogram.csv", "catalog/signal_catalog.csv", "catalog/signal_catalog.json", "reports/metrics.json",
 }
 
 
@@ -52,7 +52,8 @@ def logged(bundle, tmp_path):
     frame.write_parquet(data / "features.parquet")
     params = yaml.safe_load(PARAMS_YAML.read_text())
     inputs = RunInputs(bundle=bundle, metrics=METRICS, params=params, data_paths=(data,),
-                       reference=frame, training_table=pl.scan_parquet(data / "features.parquet"), population=features_frame(400, seed=4), shap_sample=300)
+                       reference=frame, training_table=pl.scan_parquet(data / "features.parquet"), population=features_frame(400, seed=4), shap_sample=300,
+                       plots_dir=tmp_path / "plots")
     return log_training_run(inputs), params, frame
 
 
@@ -63,7 +64,7 @@ def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) 
     return out
 
 
-def test_run_logs_every_param_metric_tag_and_artifact(logged):
+def test_run_logs_every_param_metric_tag_and_artifact(logged, tmp_path):
     record, params, _ = logged
     client = MlflowClient()
     run = client.get_run(record.run_id)
@@ -81,6 +82,9 @@ def test_run_logs_every_param_metric_tag_and_artifact(logged):
     assert run.data.tags["data_fingerprint"] == run.data.params["data_fingerprint"]
 
     assert ARTIFACTS <= _artifact_paths(client, record.run_id)
+    written = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert {Path(a).name for a in ARTIFACTS if a.startswith("plots/")} - written == {
+        "mean_abs_shap.csv"}
 
     # lineage: the training table, with our digest and its source path
     (dataset_input,) = run.inputs.dataset_inputs
