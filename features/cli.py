@@ -88,7 +88,7 @@ def validate(
 
         try:
             reports = stage.run_validation(raw, clean, rejects, now, on_progress)
-        except stage.RawInputError as error:
+        except (stage.RawInputError, stage.CleanSchemaError) as error:
             progress.stop()
             errors.print(f"[red]validate: {error}[/red]", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
