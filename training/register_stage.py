@@ -158,6 +158,8 @@ class StagePaths:
     """Long snapshot table of the reference population (`calibrate.reference_path`)."""
     report: Path
     plots: Path
+    truth: Path | None
+    """The synthetic world's hidden truth (spearman_latent); None outside a simulation."""
 
 
 def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
@@ -168,15 +170,29 @@ def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
         reference=params.calibrate.reference_path,
         report=params.register_.report,
         plots=params.base.reports_dir / "plots",
+        truth=params.base.truth_dir if params.base.truth_dir.exists() else None,
     )
 
 
-def latest_rows(table: pl.LazyFrame) -> pl.DataFrame:
-    """The rows of the latest as-of date: the test split of the time split."""
+def test_rows(table: pl.LazyFrame, test_dates: int = 1) -> pl.DataFrame:
+    """The rows of the latest `test_dates` as-of dates: the test split of the time split."""
     import polars as pl
 
-    latest = table.select(pl.col("as_of").max()).collect().item()
-    return table.filter(pl.col("as_of") == latest).collect()
+    dates = table.select(pl.col("as_of").unique().sort()).collect().get_column("as_of")
+    return table.filter(pl.col("as_of") >= dates[-test_dates]).collect()
+
+
+def champion_on_test(params, truth_dir: Path | None) -> ChampionMetrics:
+    """The gate metrics of a (champion) bundle on today's test split, computed the way
+    `training.evaluate` computes the challenger's."""
+
+    def metrics(bundle: ModelBundle, test: pl.DataFrame) -> dict[str, float]:
+        from training.evaluate import latent_influence, metrics_by_date
+
+        score = bundle.score(test).get_column("score").to_numpy()
+        return metrics_by_date(test, score, latent_influence(truth_dir, test), params)
+
+    return metrics
 
 
 def run_register(
@@ -195,7 +211,7 @@ def run_register(
     bundle = ModelBundle.load(paths.bundle)
     metrics = json.loads(paths.metrics.read_text())
     table = pl.scan_parquet(paths.train_table)
-    test = latest_rows(table)
+    test = test_rows(table, params.train.test_dates)
     reference = featurize(pl.read_parquet(paths.reference), tuple(params.features.windows))
     inputs = RunInputs(
         bundle=bundle,
@@ -209,9 +225,9 @@ def run_register(
         shap_sample=params.register_.shap_sample,
         seed=params.base.seed,
     )
+    champion_metrics = champion_metrics or champion_on_test(params, paths.truth)
     registered = register(
-        inputs, gate_rules(params.register_), settings, champion_metrics,
-        test_data=test if champion_metrics is not None else None,
+        inputs, gate_rules(params.register_), settings, champion_metrics, test_data=test
     )
     write_report(registered, paths.report)
     return registered
