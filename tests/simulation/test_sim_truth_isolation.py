@@ -1,4 +1,9 @@
-"""Only the simulator writes the hidden truth, and only evaluation reads it."""
+"""Only the simulator writes the hidden truth, and only evaluation reads it.
+
+"Reads" means opening a truth table or importing its schemas. Code elsewhere may hand the
+truth folder setting to evaluation (e.g. `evaluate_model(..., truth_dir=...)`); the reading
+itself has to happen in simulation/ or training/evaluate*.py.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED = ("simulation/", "tests/")
 ALLOWED_FILES = re.compile(r"^training/evaluate[^/]*\.py$")
 DECLARES_ONLY = {"influence/params.py"}
-"""Declares the truth folder setting (base.truth_dir) without reading it."""
-TRUTH_USE = re.compile(
-    r"truth_dir|data/truth|simulation\.truth|from simulation import[^\n]*\btruth\b"
-    r"|UserTruth|InfluenceTruth|AccountTruth|TRUTH_MODELS"
+"""Declares the truth folder setting (base.truth_dir = data/truth) without reading it."""
+TRUTH_READ = re.compile(
+    r"simulation\.truth|from simulation import[^\n]*\btruth\b"
+    r"|\b(UserTruth|AccountTruth|InfluenceTruth|CorruptionTruth|TRUTH_MODELS)\b"
+    r"|data/truth"
+    r"|truth\w*\s*/\s*[\"'][\w.]+\.parquet"
+    r"|(read|scan)_parquet\([^)\n]*truth"
 )
 SKIP_DIRS = {".venv", ".git", "data", "mlruns", "mlartifacts", ".pytest_cache", "__pycache__"}
 
@@ -33,7 +41,7 @@ def test_nothing_outside_evaluation_reads_the_truth():
         name = rel.as_posix()
         if name.startswith(ALLOWED) or ALLOWED_FILES.match(name) or name in DECLARES_ONLY:
             continue
-        if TRUTH_USE.search((ROOT / rel).read_text(errors="ignore")):
+        if TRUTH_READ.search((ROOT / rel).read_text(errors="ignore")):
             offenders.append(name)
     assert offenders == [], (
         f"only simulation/ and training/evaluate*.py may touch the truth: {offenders}"
@@ -41,6 +49,8 @@ def test_nothing_outside_evaluation_reads_the_truth():
 
 
 def test_the_scan_would_catch_a_reader():
-    assert TRUTH_USE.search("pl.read_parquet(params.base.truth_dir / 'users.parquet')")
-    assert TRUTH_USE.search("from simulation import truth")
-    assert not TRUTH_USE.search("ground = labels.parquet")
+    assert TRUTH_READ.search("pl.read_parquet(params.base.truth_dir / 'users.parquet')")
+    assert TRUTH_READ.search("from simulation import truth")
+    assert TRUTH_READ.search('pl.scan_parquet(cfg.truth_dir / "influence.parquet")')
+    assert not TRUTH_READ.search("ground = labels.parquet")
+    assert not TRUTH_READ.search("evaluate_model(bundle, data, truth_dir=params.base.truth_dir)")
