@@ -354,7 +354,7 @@ class UserHistory(_Response):
     series: list[HistoryPoint]
 
 
-class NotFound(_Response):
+class UnknownUser(_Response):
     detail: str
     user_id: str
 
@@ -432,7 +432,7 @@ def lookup_app(store: Callable[[], HistoryStore] = default_store, max_days: Call
     max_days = max_days or _default_max_days
     app = FastAPI(title="Influence score history", openapi_url=None, docs_url=None, redoc_url=None)
     responses: dict = {
-        404: {"model": NotFound, "description": "no score history for this user"},
+        404: {"model": UnknownUser, "description": "no score history for this user"},
         503: {"description": "the daily job is writing the history; retry shortly"},
     }
 

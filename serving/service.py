@@ -8,6 +8,8 @@ Endpoints (OpenAPI at /docs.json, UI at /):
 - `POST /score`       `{"snapshot": SignalSnapshot, "explain": true}` -> `ScoreResponse`
 - `POST /score_batch` `{"snapshots": [...1..1000], "explain": false}` -> `BatchResponse`, one item
                       per snapshot in order; an invalid snapshot gets its own errors
+- `GET /users/{user_id}/score`, `GET /users/{user_id}/history?days=90`: the score history
+                      (`serving.history`, written by `influence score-daily` / `backfill`)
 - `GET /livez`, `/readyz`, `/metrics`: BentoML's health, readiness and Prometheus endpoints
 
 The model is loaded once, in the worker's `__init__`, with `training.registry.load_champion()`
@@ -36,6 +38,7 @@ from features.snapshot import SignalSnapshot
 from serving.contracts import BatchItem, BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 from serving.errors import FieldError, field_errors
 from serving.guard import RequestGuard
+from serving.history import lookup_app
 from serving.scorer import load_scorer
 from serving.settings import ServingSettings
 
@@ -95,6 +98,8 @@ class InfluenceService:
         )
 
 
+# the score-history lookups: a FastAPI app (GET routes with path parameters), store read per request
+InfluenceService.mount_asgi_app(lookup_app(), path="/users")
 InfluenceService.add_asgi_middleware(
     RequestGuard, api_paths=tuple(api.route for api in InfluenceService.apis.values())
 )
