@@ -480,9 +480,10 @@ def build_snapshots(
     damping: float = 0.85,
     iterations: int = 20,
     profile_lookback_days: int = 3,
-    materialize=lambda frame: frame,
+    materialize,
 ) -> nw.LazyFrame:
-    """The long snapshot table (columns of `Snapshots`) for as-of date T."""
+    """The long snapshot table (columns of `Snapshots`) for as-of date T. `materialize` is the
+    engine's (it pins shared intermediates and every PageRank iteration)."""
     windows = tuple(sorted(windows))
     accounts = materialize(linked_accounts(sources.accounts, as_of))
     events = sources.interactions.filter(

@@ -19,10 +19,6 @@ import narwhals as nw
 Materialize = Callable[[nw.LazyFrame], nw.LazyFrame]
 
 
-def _identity(frame: nw.LazyFrame) -> nw.LazyFrame:
-    return frame
-
-
 def transition_edges(edges: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
     """Edges (graph, src, dst, weight) -> (graph, src, dst, p) with p = weight / out-weight of
     src, and the out-weights (graph, src, out_weight)."""
@@ -90,13 +86,15 @@ def weighted_pagerank(
     *,
     damping: float,
     iterations: int,
-    materialize: Materialize = _identity,
+    materialize: Materialize,
 ) -> nw.LazyFrame:
     """PageRank of every node of every graph: (graph, node, rank, n_nodes).
 
     edges: (graph, src, dst, weight>0), one row per distinct edge; nodes: (graph, node), nodes
     that must be ranked even without edges (they keep the teleport share). Iterations run on a
-    dense index of (graph, node), so each step joins and groups on one integer column."""
+    dense index of (graph, node), so each step joins and groups on one integer column.
+    `materialize` must compute its frame (the engine's): each step reads the previous ranks
+    twice, so an unpinned lazy plan would double with every iteration."""
     indexed = materialize(
         graph_nodes(edges, nodes).with_row_index("idx", order_by=["graph", "node"])
     )

@@ -228,6 +228,22 @@ SNAPSHOT_DTYPES: dict[str, pl.DataType] = {
 }
 
 
+def validate_snapshots(frame: pl.DataFrame) -> pl.DataFrame:
+    """`Snapshots` over a frame; a missing or unexpected column is reported by name as a
+    SchemaError (pandera's coercion would otherwise stop at polars' column lookup)."""
+    import pandera.errors
+
+    missing = [c for c in SNAPSHOT_COLUMNS if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in SNAPSHOT_DTYPES]
+    if missing or extra:
+        detail = f"missing column {missing[0]!r}" if missing else f"unexpected column {extra[0]!r}"
+        raise pandera.errors.SchemaError(
+            schema=Snapshots.to_schema(), data=frame,
+            message=f"Snapshots: {detail} ({len(missing)} missing, {len(extra)} unexpected)",
+        )
+    return Snapshots.validate(frame.select(SNAPSHOT_COLUMNS))
+
+
 def empty_snapshots() -> pl.DataFrame:
     return pl.DataFrame(schema=SNAPSHOT_DTYPES)
 

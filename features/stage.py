@@ -31,7 +31,7 @@ from features.engine import data_end
 from features.feature_schema import validate_features
 from features.featurize import catalog_frame, featurize
 from features.labels import outcome_labels, read_label_sources, training_as_of_dates
-from features.snapshot import Snapshots
+from features.snapshot import validate_snapshots
 from influence.params import Params
 
 Progress = Callable[[str], None]
@@ -61,7 +61,7 @@ def snapshots_for_date(engine, root: Path, as_of: date, params: Params) -> pl.Da
         profile_lookback_days=p.profile_lookback_days,
         materialize=engine.materialize,
     )
-    return Snapshots.validate(engine.to_polars(frame).sort(["user_id", "network", "window_days"]))
+    return validate_snapshots(engine.to_polars(frame).sort(["user_id", "network", "window_days"]))
 
 
 def features_for_date(
