@@ -19,8 +19,9 @@ score of the day. For each user and day T, with `raw` the model's score on T's s
    all but 0.1% after a month; a one-day spike of 10 points shows as 2.1.
 
 Scores are rounded to `score_decimals` (2). The fingerprint covers every signal of every network
-and window of the snapshot except the account's age and days since linking, which grow by one
-each day whatever the user does: time passing is not a signal change. Consequences worth
+and window of the snapshot, to ~9.6 significant digits, except the account's age and days since
+linking, which grow by one each day whatever the user does: time passing is not a signal change
+(nor is the float noise of two builds of the same data). Consequences worth
 knowing: the score catches up with the model only on days the signals change (in practice every
 active user's signals change daily, as events enter and leave the 7/30/90-day windows); a new
 champion moves a user's score through the same smoothing, so a model change is spread over days
@@ -95,17 +96,30 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
+_DROPPED_BITS = np.uint64(20)
+"""Mantissa bits ignored by the fingerprint: values compare to 32 bits (~9.6 significant digits).
+The snapshot builder's parallel float sums (PageRank, selectivity) differ between two runs on the
+same data by a few units in the last place; that is not a signal change."""
+
+
+def _round_mantissa(bits: np.ndarray) -> np.ndarray:
+    half = np.uint64(1) << (_DROPPED_BITS - np.uint64(1))
+    mask = ~((np.uint64(1) << _DROPPED_BITS) - np.uint64(1))
+    return (bits + half) & mask
+
+
 def signal_fingerprints(snapshots: pl.DataFrame) -> pl.DataFrame:
     """One 64-bit fingerprint per user of a long snapshot table (user_id, signal_hash): equal
-    exactly when every (network, window) row carries the same signals, nulls included. Built
-    from the IEEE bits of the values, so it does not depend on library versions."""
+    when every (network, window) row carries the same signals (to ~9.6 significant digits),
+    nulls included. Built from the IEEE bits of the values, so it does not depend on library
+    versions."""
     if snapshots.height == 0:
         return pl.DataFrame(schema={"user_id": pl.String, "signal_hash": pl.UInt64})
     frame = snapshots.sort("user_id", "network", "window_days")
     values = frame.select(pl.col(FINGERPRINT_SIGNALS).cast(pl.Float64)).to_numpy()
     values = np.ascontiguousarray(values + 0.0)  # -0.0 and 0.0 are the same signal
     values[np.isnan(values)] = np.nan  # one bit pattern for every null
-    bits = values.view(np.uint64)
+    bits = _round_mantissa(values.view(np.uint64))
     network_code = frame["network"].replace_strict(
         {n: i + 1 for i, n in enumerate(NETWORKS)}, default=len(NETWORKS) + 1, return_dtype=pl.UInt64
     )

@@ -131,3 +131,11 @@ def test_fingerprints_do_not_depend_on_row_order_or_other_users():
     alone = signal_fingerprints(a)
     assert together.filter(pl.col("user_id") == "a").equals(alone)
     assert together["user_id"].to_list() == ["a", "b"]
+
+
+def test_fingerprints_ignore_float_noise_but_not_small_changes():
+    base = snapshot_rows("a", DAY, pagerank=1.2345678901234, selective_reactions=812.25)
+    noise = snapshot_rows("a", DAY, pagerank=1.2345678901234 + 4e-15, selective_reactions=812.25 + 5e-13)
+    change = snapshot_rows("a", DAY, pagerank=1.2345678901234 * (1 + 1e-7), selective_reactions=812.25)
+    h = [signal_fingerprints(f)["signal_hash"].item() for f in (base, noise, change)]
+    assert h[0] == h[1] != h[2]
