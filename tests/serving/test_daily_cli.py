@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from polars.testing import assert_frame_equal
+from servingkit import serving_bundle
 from typer.testing import CliRunner
 
 from influence.cli import app
 from serving.history import HistoryStore
-from servingkit import serving_bundle
 from simulation.config import WorldConfig
 from simulation.world import write_world
 
