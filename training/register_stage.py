@@ -167,7 +167,11 @@ def stage_paths(params, bundle: Path, metrics: Path) -> StagePaths:
         bundle=bundle,
         metrics=metrics,
         train_table=params.base.features_dir / "train.parquet",
-        reference=params.calibrate.reference_path,
+        # the copy `influence train` keeps beside the bundle: the population it was calibrated on
+        reference=next(
+            (p for p in (bundle / "reference.parquet", params.calibrate.reference_path) if p.exists()),
+            params.calibrate.reference_path,
+        ),
         report=params.register_.report,
         plots=params.base.reports_dir / "plots",
         truth=params.base.truth_dir if params.base.truth_dir.exists() else None,
