@@ -176,6 +176,7 @@ def local_spark_session(cores: int = 2):
         SparkSession.builder.master(f"local[{cores}]")
         .appName("influence-features")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", str(2 * cores))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
