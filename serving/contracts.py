@@ -10,39 +10,33 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic_core import core_schema
+from typing_extensions import Annotated
 
 from features.snapshot import SignalSnapshot
 from serving.errors import FieldError
+from serving.openapi import nullable_fields
 from serving.settings import MAX_BATCH
+from serving.snapshot_doc import DocumentedAsSnapshot
 
 
 class _Contract(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=nullable_fields)
 
 
 # --- requests ------------------------------------------------------------------------------------
 
 
 class ScoreRequest(_Contract):
-    snapshot: SignalSnapshot
+    snapshot: Annotated[SignalSnapshot, DocumentedAsSnapshot()]
     explain: bool = Field(
         True, strict=True, description="false skips the explanation and the tips (faster)"
     )
 
 
-class SnapshotItem:
-    """A batch item: any JSON value on the way in (each item is validated on its own, so an
-    invalid one gets its own errors and does not sink the others), documented as the
-    SignalSnapshot it is meant to be."""
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.any_schema()
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: Any) -> Any:
-        return handler(SignalSnapshot.__pydantic_core_schema__)
+# A batch item is any JSON value on the way in (each item is validated on its own, so an
+# invalid one gets its own errors and does not sink the others), documented as the
+# SignalSnapshot it is meant to be.
+SnapshotItem = Annotated[Any, DocumentedAsSnapshot()]
 
 
 class BatchRequest(_Contract):

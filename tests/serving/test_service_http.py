@@ -178,7 +178,8 @@ def test_openapi_documents_both_endpoints(client):
     spec = client.get("/docs.json").json()
     assert {"/score", "/score_batch"} <= set(spec["paths"])
     schemas = spec["components"]["schemas"]
-    assert "SignalSnapshot" in schemas and "NetworkSignals" in schemas
+    assert "SignalSnapshot" in schemas and "TwitterSignals" in schemas
+    assert set(schemas["TwitterActions"]["properties"]) == {"like", "reply", "retweet", "quote", "mention", "list_add"}
     score_ok = spec["paths"]["/score"]["post"]["responses"]["200"]["content"]["application/json"]
     assert "model_version" in str(score_ok) or "ScoreResponse" in str(score_ok)
 
