@@ -117,8 +117,8 @@ class TrainParams(_Section):
     bagging_freq: int = Field(1, ge=0)
     lambda_l2: float = Field(1.0, ge=0)
     max_bin: int = Field(255, ge=4)
-    monotone_method: str = Field("intermediate", pattern="^(basic|intermediate|advanced)$")
-    num_threads: int = Field(2, ge=1)
+    monotone_method: str = Field("basic", pattern="^(basic|intermediate|advanced)$")
+    num_threads: int = Field(1, ge=1)
     seed: int = 42
     stability_seed: int = 4242
     """Seed of the second training run whose score movement `evaluate` reports."""
@@ -150,6 +150,11 @@ class CalibrateParams(_Section):
     """Above this score the map is concave: each point costs more raw output than the last."""
     min_alpha: float = Field(0.02, ge=0, le=0.5)
     """Least curvature above the knee (see `training.calibrate`)."""
+    low_knee_score: float = Field(30.0, gt=1, lt=100)
+    """Below this score the map is convex: it stretches the bottom of the scale."""
+    floor_score: float = Field(10.0, ge=1, lt=100)
+    floor_share: float = Field(0.01, gt=0, lt=0.5)
+    """The reference quantile `floor_share` maps to `floor_score` (or lower)."""
     reference_path: Path = Path("models/reference/snapshots.parquet")
     """Long snapshot table of the reference population; created from the latest as-of date of
     the features when missing, then reused by every retrain."""

@@ -80,21 +80,27 @@ class ProvisionalRule:
     days_linked: tuple[str, ...] = ()
     """Feature columns holding days since a network was linked (one per network)."""
     account_age: tuple[str, ...] = ()
-    """Feature columns holding account age in days (one per network)."""
+    """Feature columns holding account age in days (per network, or the oldest account)."""
+    log1p_days: bool = False
+    """The columns hold log(1 + days) rather than days."""
 
     def apply(self, features: pl.DataFrame) -> np.ndarray:
         n = features.height
         flag = np.zeros(n, dtype=bool)
         if self.days_linked:
-            linked = _matrix(features, self.days_linked)
+            linked = self._days(features, self.days_linked)
             with np.errstate(invalid="ignore"):
-                flag |= np.nan_to_num(linked, nan=np.inf).min(axis=1) < self.days
+                flag |= np.nan_to_num(linked, nan=np.inf).min(axis=1) < self.days - 1e-6
         if self.account_age:
-            age = _matrix(features, self.account_age)
+            age = self._days(features, self.account_age)
             known = ~np.isnan(age).all(axis=1)
             oldest = np.where(known, np.nan_to_num(age, nan=-np.inf).max(axis=1), np.inf)
-            flag |= oldest < self.days
+            flag |= oldest < self.days - 1e-6
         return flag
+
+    def _days(self, features: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+        values = _matrix(features, columns)
+        return np.expm1(values) if self.log1p_days else values
 
 
 def _matrix(features: pl.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -200,6 +206,7 @@ class ModelBundle:
                 days=rule["days"],
                 days_linked=tuple(rule["days_linked"]),
                 account_age=tuple(rule["account_age"]),
+                log1p_days=bool(rule.get("log1p_days", False)),
             ),
             label_transform=manifest["label_transform"],
             metadata=manifest.get("metadata", {}),
@@ -230,7 +237,7 @@ def content_version(booster: lgb.Booster, calibrator: Calibrator) -> str:
 
 
 def _threads(bundle: ModelBundle) -> int:
-    return int(bundle.metadata.get("num_threads", 2))
+    return int(bundle.metadata.get("num_threads", 1))
 
 
 def _keys(features: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Series:

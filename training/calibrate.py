@@ -2,21 +2,27 @@
 
 Form (monotone, continuous, with a continuous slope)::
 
-    u(r)     = a + b * r                                  the "linear score"
-    h(u)     = u                                          for u <= k   (the knee)
-             = k + log(1 + alpha * (u - k)) / alpha       for u >  k   (alpha >= 0)
+    u(r)     = a + b * r                                    the "linear score"
+    h(u)     = low - expm1(gamma * (low - u)) / gamma       for u <  low   (gamma >= 0)
+             = u                                            for low <= u <= knee
+             = knee + log1p(alpha * (u - knee)) / alpha     for u >  knee  (alpha > 0)
     score(r) = clip(h(u(r)), 1, 100)
 
-Above the knee `k` the map is concave: the raw output needed for +1 point at score s is
-exp(alpha * (s - k)) / b, which grows with s, so each point is harder to earn than the last (and
-since the model's raw output is log(1 + outcome), the outcome needed grows faster still).
+The raw output needed for +1 point grows with the score everywhere: it is exp(-gamma*(low - s))/b
+below `low`, 1/b in the middle and exp(alpha*(s - knee))/b above the knee, so each point is harder
+to earn than the one before; above the knee the map is strictly concave (and since the model's
+raw output is log(1 + outcome), the outcome needed for a point grows faster still). The convex
+part below `low` only stretches the bottom of the scale so that the least active users land near
+the floor target instead of bunching a long way above 1.
 
-Fit, on the raw outputs of the reference population: `a`, `b` and `alpha` are the solution of
-three conditions, mean score = target_mean, 95th percentile = target_p95, and the reference's
-(1 - elite_share) quantile = elite_score - elite_margin, so at most elite_share of the reference
-reaches the elite score. When a light tail keeps the elite below that even with the least
-curvature, alpha is `min_alpha` (the curvature never drops below it). A retrain refits a, b and alpha on the same reference population, so the scale keeps
-its shape and users move only when their standing among the reference moves.
+Fit, on the raw outputs of the reference population: `a` and `b` give the target mean and, exactly,
+the target 95th percentile; `alpha` maps the reference's (1 - elite_share) quantile to
+elite_score - elite_margin (so at most elite_share of the reference reaches the elite score; never
+below `min_alpha`: with a light tail the elite is rarer still); `gamma` maps the reference's
+`floor_share` quantile to `floor_score` (0 when the straight line already reaches it). The three
+conditions are solved by alternating one-dimensional root finds. A retrain refits them on the
+same reference population, so the scale keeps its shape and users move only when their standing
+among the reference moves.
 
 The percentile is the reference population's empirical CDF at r (mid-rank for ties), kept as a
 grid of at most `GRID_SIZE` knots and interpolated linearly.
@@ -36,6 +42,12 @@ SCORE_MIN = 1.0
 SCORE_MAX = 100.0
 GRID_SIZE = 2001
 _ALPHA_MAX = 0.5
+_GAMMA_MAX = 1.0
+_ROUNDS = 12
+FORM = (
+    "clip(h(a + b*raw), 1, 100); h(u) = low - expm1(gamma*(low-u))/gamma below low, u between, "
+    "knee + log1p(alpha*(u-knee))/alpha above knee"
+)
 
 
 class CalibrationError(ValueError):
@@ -51,8 +63,11 @@ class CalibrationTargets:
     elite_margin: float = 1.0
     knee: float = 50.0
     min_alpha: float = 0.02
-    """Least curvature above the knee: at knee + 35 (score 85) a point costs at least
-    exp(0.02 * 35) = 2x the raw output it costs at the knee, even when the tail is light."""
+    """Least curvature above the knee: at score 85 a point costs at least exp(0.02 * 35) = 2x
+    the raw output it costs at the knee, even when the tail is light."""
+    low: float = 30.0
+    floor_score: float = 10.0
+    floor_share: float = 0.01
 
     @classmethod
     def from_params(cls, params) -> CalibrationTargets:
@@ -65,33 +80,54 @@ class CalibrationTargets:
             elite_margin=params.elite_margin,
             knee=params.knee_score,
             min_alpha=params.min_alpha,
+            low=params.low_knee_score,
+            floor_score=params.floor_score,
+            floor_share=params.floor_share,
         )
 
 
 # --- the shape ------------------------------------------------------------------------------
 
 
-def _bend(u: np.ndarray, knee: float, alpha: float) -> np.ndarray:
-    """h(u): identity below the knee, logarithmic above it."""
-    u = np.asarray(u, dtype=np.float64)
-    if alpha <= 0:
-        return u.copy()
-    above = np.maximum(u - knee, 0.0)
-    return np.where(u > knee, knee + np.log1p(alpha * above) / alpha, u)
+@dataclass(frozen=True)
+class Shape:
+    """h(u) of the module docstring."""
 
+    low: float
+    knee: float
+    gamma: float
+    alpha: float
 
-def _unbend(h: float, knee: float, alpha: float) -> float:
-    """The inverse of h for a scalar."""
-    if alpha <= 0 or h <= knee:
+    def h(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        out = u.copy()
+        if self.alpha > 0:
+            above = u > self.knee
+            out[above] = self.knee + np.log1p(self.alpha * (u[above] - self.knee)) / self.alpha
+        if self.gamma > 0:
+            below = u < self.low
+            # the argument is capped: far below the floor the score is clipped to 1 anyway
+            depth = np.minimum(self.gamma * (self.low - u[below]), 50.0)
+            out[below] = self.low - np.expm1(depth) / self.gamma
+        return out
+
+    def slope(self, u: np.ndarray) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        out = np.ones_like(u)
+        if self.alpha > 0:
+            above = u > self.knee
+            out[above] = 1.0 / (1.0 + self.alpha * (u[above] - self.knee))
+        if self.gamma > 0:
+            below = u < self.low
+            out[below] = np.exp(np.minimum(self.gamma * (self.low - u[below]), 50.0))
+        return out
+
+    def inverse(self, h: float) -> float:
+        if h > self.knee and self.alpha > 0:
+            return self.knee + math.expm1(self.alpha * (h - self.knee)) / self.alpha
+        if h < self.low and self.gamma > 0:
+            return self.low - math.log1p(self.gamma * (self.low - h)) / self.gamma
         return h
-    return knee + math.expm1(alpha * (h - knee)) / alpha
-
-
-def _bend_slope(u: np.ndarray, knee: float, alpha: float) -> np.ndarray:
-    u = np.asarray(u, dtype=np.float64)
-    if alpha <= 0:
-        return np.ones_like(u)
-    return np.where(u > knee, 1.0 / (1.0 + alpha * np.maximum(u - knee, 0.0)), 1.0)
 
 
 @dataclass(frozen=True)
@@ -108,22 +144,27 @@ class Calibrator:
     """... and their percentile (0-100) in the reference population."""
     reference_size: int
     reference_mean_raw: float
+    gamma: float = 0.0
+    low: float = 30.0
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.low, self.knee, self.gamma, self.alpha)
 
     def score(self, raw: np.ndarray) -> np.ndarray:
         u = self.a + self.b * np.asarray(raw, dtype=np.float64)
-        return np.clip(_bend(u, self.knee, self.alpha), SCORE_MIN, SCORE_MAX)
+        return np.clip(self.shape.h(u), SCORE_MIN, SCORE_MAX)
 
     def slope(self, raw: np.ndarray) -> np.ndarray:
         """d score / d raw (0 where the score is clipped)."""
-        raw = np.asarray(raw, dtype=np.float64)
-        u = self.a + self.b * raw
-        h = _bend(u, self.knee, self.alpha)
+        u = self.a + self.b * np.asarray(raw, dtype=np.float64)
+        h = self.shape.h(u)
         inside = (h > SCORE_MIN) & (h < SCORE_MAX)
-        return np.where(inside, self.b * _bend_slope(u, self.knee, self.alpha), 0.0)
+        return np.where(inside, self.b * self.shape.slope(u), 0.0)
 
     def raw_for_score(self, score: float) -> float:
         """The raw output that maps to `score` (inside (1, 100))."""
-        return (_unbend(score, self.knee, self.alpha) - self.a) / self.b
+        return (self.shape.inverse(score) - self.a) / self.b
 
     def percentile(self, raw: np.ndarray) -> np.ndarray:
         xs = np.asarray(self.grid_raw)
@@ -132,7 +173,7 @@ class Calibrator:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["form"] = "clip(h(a + b*raw), 1, 100); h(u) = u below knee, knee + log1p(alpha*(u-knee))/alpha above"
+        out["form"] = FORM
         out["grid_raw"] = list(self.grid_raw)
         out["grid_percentile"] = list(self.grid_percentile)
         return out
@@ -160,24 +201,61 @@ def percentile_grid(raw: np.ndarray, size: int = GRID_SIZE) -> tuple[np.ndarray,
     return values, pct
 
 
-def _solve_linear(raw: np.ndarray, q95: float, alpha: float, t: CalibrationTargets):
-    """(a, b) giving the target p95 exactly and the target mean, for a given alpha."""
-    u95 = _unbend(t.p95, t.knee, alpha)
-    centred = raw - q95
+@dataclass(frozen=True)
+class _Problem:
+    raw: np.ndarray
+    q95: float
+    q_elite: float
+    q_floor: float
+    t: CalibrationTargets
 
-    def mean_gap(b: float) -> float:
-        scores = np.clip(_bend(u95 + b * centred, t.knee, alpha), SCORE_MIN, SCORE_MAX)
-        return float(scores.mean()) - t.mean
+    def linear(self, shape: Shape) -> tuple[float, float]:
+        """(a, b) giving the target p95 exactly and the target mean, for a given shape."""
+        u95 = shape.inverse(self.t.p95)
+        centred = self.raw - self.q95
 
-    spread = float(np.std(raw)) or 1.0
-    low, high = 1e-6 / spread, 1e6 / spread
-    if mean_gap(low) < 0 or mean_gap(high) > 0:
-        raise CalibrationError(
-            "no linear scale reaches the target mean with the target p95: the reference "
-            "population's raw outputs are too concentrated"
-        )
-    b = brentq(mean_gap, low, high, xtol=1e-12 / spread, rtol=1e-12, maxiter=500)
-    return u95 - b * q95, b
+        def mean_gap(b: float) -> float:
+            scores = np.clip(shape.h(u95 + b * centred), SCORE_MIN, SCORE_MAX)
+            return float(scores.mean()) - self.t.mean
+
+        spread = float(np.std(self.raw)) or 1.0
+        low, high = 1e-6 / spread, 1e6 / spread
+        if mean_gap(low) < 0 or mean_gap(high) > 0:
+            raise CalibrationError(
+                "no linear scale reaches the target mean with the target p95: the reference "
+                "population's raw outputs are too concentrated"
+            )
+        b = brentq(mean_gap, low, high, xtol=1e-12 / spread, rtol=1e-12, maxiter=500)
+        return u95 - b * self.q95, b
+
+    def score_at(self, shape: Shape, raw: float) -> float:
+        a, b = self.linear(shape)
+        return float(shape.h(np.array([a + b * raw]))[0])
+
+    def solve_alpha(self, gamma: float) -> float:
+        t = self.t
+        target = t.elite_score - t.elite_margin
+
+        def gap(alpha: float) -> float:
+            return self.score_at(Shape(t.low, t.knee, gamma, alpha), self.q_elite) - target
+
+        if gap(t.min_alpha) <= 0:
+            return t.min_alpha
+        if gap(_ALPHA_MAX) > 0:
+            raise CalibrationError("the reference tail is too heavy to keep the elite share")
+        return brentq(gap, t.min_alpha, _ALPHA_MAX, xtol=1e-10, maxiter=200)
+
+    def solve_gamma(self, alpha: float) -> float:
+        t = self.t
+
+        def gap(gamma: float) -> float:
+            return self.score_at(Shape(t.low, t.knee, gamma, alpha), self.q_floor) - t.floor_score
+
+        if gap(0.0) <= 0:
+            return 0.0
+        if gap(_GAMMA_MAX) > 0:
+            return _GAMMA_MAX
+        return brentq(gap, 0.0, _GAMMA_MAX, xtol=1e-10, maxiter=200)
 
 
 def fit_calibrator(raw: np.ndarray, targets: CalibrationTargets = CalibrationTargets()) -> Calibrator:
@@ -187,20 +265,20 @@ def fit_calibrator(raw: np.ndarray, targets: CalibrationTargets = CalibrationTar
         raise CalibrationError(f"need at least 100 finite raw outputs, got {raw.size}")
     if np.ptp(raw) == 0:
         raise CalibrationError("all reference raw outputs are equal")
-    q95 = float(np.quantile(raw, 0.95))
-    q_elite = float(np.quantile(raw, 1.0 - targets.elite_share))
-    elite_at = targets.elite_score - targets.elite_margin
-
-    def elite_gap(alpha: float) -> float:
-        a, b = _solve_linear(raw, q95, alpha, targets)
-        return float(_bend(np.array([a + b * q_elite]), targets.knee, alpha)[0]) - elite_at
-
-    alpha = targets.min_alpha
-    if elite_gap(alpha) > 0:
-        if elite_gap(_ALPHA_MAX) > 0:
-            raise CalibrationError("the reference tail is too heavy to keep the elite share")
-        alpha = brentq(elite_gap, targets.min_alpha, _ALPHA_MAX, xtol=1e-10, maxiter=200)
-    a, b = _solve_linear(raw, q95, alpha, targets)
+    q95, q_elite, q_floor = np.quantile(
+        raw, [0.95, 1.0 - targets.elite_share, targets.floor_share]
+    )
+    problem = _Problem(raw, float(q95), float(q_elite), float(q_floor), targets)
+    alpha, gamma = targets.min_alpha, 0.0
+    for _ in range(_ROUNDS):
+        new_alpha = problem.solve_alpha(gamma)
+        new_gamma = problem.solve_gamma(new_alpha)
+        done = abs(new_alpha - alpha) < 1e-9 and abs(new_gamma - gamma) < 1e-9
+        alpha, gamma = new_alpha, new_gamma
+        if done:
+            break
+    shape = Shape(targets.low, targets.knee, gamma, alpha)
+    a, b = problem.linear(shape)
     xs, ps = percentile_grid(raw)
     return Calibrator(
         a=float(a),
@@ -211,6 +289,8 @@ def fit_calibrator(raw: np.ndarray, targets: CalibrationTargets = CalibrationTar
         grid_percentile=tuple(float(p) for p in ps),
         reference_size=int(raw.size),
         reference_mean_raw=float(raw.mean()),
+        gamma=float(gamma),
+        low=float(targets.low),
     )
 
 
@@ -220,10 +300,12 @@ def calibration_report(calibrator: Calibrator, raw: np.ndarray) -> dict[str, flo
     return {
         "score_mean": float(scores.mean()),
         "score_p95": float(np.quantile(scores, 0.95)),
+        "score_p01": float(np.quantile(scores, 0.01)),
         "score_min": float(scores.min()),
         "score_max": float(scores.max()),
         "score_share_90_plus": float((scores >= 90.0).mean()),
         "calibration_a": calibrator.a,
         "calibration_b": calibrator.b,
         "calibration_alpha": calibrator.alpha,
+        "calibration_gamma": calibrator.gamma,
     }

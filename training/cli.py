@@ -1,11 +1,207 @@
-"""`influence` subcommands of the training package (merged into influence.cli)."""
+"""`influence` subcommands of the training package (merged into influence.cli).
 
+train / evaluate / explain (training.train, training.evaluate, ModelBundle) and the registry
+commands register / promote / rollback / models (training.registry). Commands only read, call
+and write; heavy imports stay inside the command bodies so `influence --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 app = typer.Typer()
+
+DEFAULT_MODEL_DIR = Path("models/influence-score")
+REFERENCE_FILE = "reference.parquet"
+
+
+def _load_data(features_dir: Path, params):
+    from training.dataset import read_snapshots, read_training_rows, reference_snapshots
+    from training.train import TrainingData
+
+    rows = read_training_rows(features_dir)
+    snapshots = read_snapshots(features_dir)
+    reference, created = reference_snapshots(params.calibrate.reference_path, snapshots)
+    if created:
+        typer.echo(f"reference population: {params.calibrate.reference_path} (created)", err=True)
+    data = TrainingData(
+        rows=rows, snapshots=snapshots, reference=reference, windows=tuple(params.features.windows)
+    )
+    return data
+
+
+def save_bundle(bundle, directory: Path, reference=None) -> Path:
+    """Write the bundle (and its reference population) next to `directory`, then swap it in,
+    so a reader never sees half a model."""
+    import os
+    import shutil
+
+    directory = Path(directory)
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    bundle.save(tmp)
+    if reference is not None:
+        reference.write_parquet(tmp / REFERENCE_FILE)
+    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+    if directory.exists():
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    shutil.rmtree(old, ignore_errors=True)
+    return directory
+
+
+def write_metrics(metrics: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+Features = Annotated[
+    Path | None,
+    typer.Option("--features", help="Features folder with train.parquet (default: base.features_dir)."),
+]
+ModelDir = Annotated[Path, typer.Option("--model-dir", help="Where the bundle lives.")]
+Metrics = Annotated[
+    Path | None, typer.Option(help="Metrics JSON (default: <base.reports_dir>/metrics.json).")
+]
+Truth = Annotated[
+    Path | None, typer.Option(help="Hidden truth folder, evaluation only (default: base.truth_dir).")
+]
+ParamsFile = Annotated[Path, typer.Option("--params", help="Parameters file.")]
+
+
+@app.command()
+def train(
+    features: Features = None,
+    model_dir: ModelDir = DEFAULT_MODEL_DIR,
+    metrics: Metrics = None,
+    truth: Truth = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate/--no-evaluate", help="Also evaluate (baselines, stability).")
+    ] = True,
+    params_file: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Train the model on the training set, calibrate it on the reference population, write the
+    bundle, and (by default) evaluate it against the baselines with a stability retrain."""
+    import time
+
+    from influence.params import load_params
+    from training.evaluate import evaluate_model
+    from training.train import train_model
+
+    params = load_params(params_file)
+    features = features or params.base.features_dir
+    started = time.perf_counter()
+    data = _load_data(features, params)
+    bundle = train_model(data, params)
+    save_bundle(bundle, model_dir, data.reference)
+    meta = bundle.metadata
+    typer.echo(
+        f"model {bundle.version}: {meta['n_features']} features, {meta['trees']} trees, "
+        f"{meta['train_rows']:,} rows ({meta['augmented_rows']:,} partial) "
+        f"in {meta['train_seconds']:.1f} s -> {model_dir}"
+    )
+    if not evaluate:
+        return
+    result = evaluate_model(bundle, data, params, truth_dir=truth or params.base.truth_dir)
+    result["train_seconds"] = meta["train_seconds"]
+    result["train_rows_per_second"] = meta["rows_per_second"]
+    result["model_version"] = bundle.version
+    path = metrics or params.base.reports_dir / "metrics.json"
+    write_metrics(result, path)
+    _print_metrics(result)
+    typer.echo(f"metrics -> {path} ({time.perf_counter() - started:.1f} s in all)")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    features: Features = None,
+    model_dir: ModelDir = DEFAULT_MODEL_DIR,
+    metrics: Metrics = None,
+    truth: Truth = None,
+    stability: Annotated[
+        bool, typer.Option("--stability/--no-stability", help="Retrain with train.stability_seed.")
+    ] = True,
+    params_file: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Evaluate a saved bundle on the test split against the baselines."""
+    from influence.params import load_params
+    from training.bundle import ModelBundle
+    from training.evaluate import evaluate_model
+
+    params = load_params(params_file)
+    bundle = ModelBundle.load(model_dir)
+    data = _load_data(features or params.base.features_dir, params)
+    result = evaluate_model(
+        bundle, data, params, truth_dir=truth or params.base.truth_dir, stability=stability
+    )
+    result["model_version"] = bundle.version
+    path = metrics or params.base.reports_dir / "metrics.json"
+    write_metrics(result, path)
+    _print_metrics(result)
+    typer.echo(f"metrics -> {path}")
+
+
+@app.command()
+def explain(
+    user: Annotated[str, typer.Option("--user", help="user_id to explain.")],
+    as_of: Annotated[
+        str | None, typer.Option(help="As-of date (YYYY-MM-DD); default: the latest.")
+    ] = None,
+    features: Features = None,
+    model_dir: ModelDir = DEFAULT_MODEL_DIR,
+    top: Annotated[int, typer.Option(help="Top signals to show.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    params_file: ParamsFile = Path("params.yaml"),
+) -> None:
+    """Explain one user's score from the training set's feature rows."""
+    import polars as pl
+
+    from influence.params import load_params
+    from training.bundle import ModelBundle
+    from training.dataset import read_training_rows
+
+    params = load_params(params_file)
+    bundle = ModelBundle.load(model_dir)
+    rows = read_training_rows(features or params.base.features_dir).filter(pl.col("user_id") == user)
+    if as_of is not None:
+        rows = rows.filter(pl.col("as_of") == pl.lit(as_of).str.to_date())
+    if rows.height == 0:
+        typer.echo(f"no feature row for user {user!r}" + (f" at {as_of}" if as_of else ""), err=True)
+        raise typer.Exit(1)
+    row = rows.sort("as_of").tail(1)
+    scored = bundle.score(row).row(0, named=True)
+    e = bundle.explain(row, top_k=top)[0]
+    if as_json:
+        typer.echo(json.dumps({**e.to_dict(), **scored, "model_version": bundle.version}, default=str, indent=1))
+        return
+    typer.echo(
+        f"user {user} as of {scored['as_of']}: score {scored['score']:.1f} "
+        f"(percentile {scored['percentile']:.1f}{', provisional' if scored['provisional'] else ''}), "
+        f"baseline {e.baseline:.1f}, model {bundle.version}"
+    )
+    typer.echo("by network: " + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(e.networks.items(), key=lambda kv: -abs(kv[1]))))
+    typer.echo("by family:  " + ", ".join(f"{k} {v:+.1f}" for k, v in sorted(e.families.items(), key=lambda kv: -abs(kv[1]))))
+    for f in e.factors:
+        value = "unknown" if f.value is None else f"{f.value:.3g}"
+        typer.echo(f"  {f.points:+6.2f}  {f.name} = {value}  ({f.meaning})")
+
+
+def _print_metrics(metrics: dict) -> None:
+    from training.evaluate import BASELINES, METRICS
+
+    header = f"{'metric':<20}{'model':>9}" + "".join(f"{b:>11}" for b in BASELINES)
+    typer.echo(header)
+    for m in METRICS:
+        cells = "".join(f"{metrics.get(f'baseline_{b}_{m}', float('nan')):>11.4f}" for b in BASELINES)
+        typer.echo(f"{m:<20}{metrics.get(m, float('nan')):>9.4f}{cells}")
+    for key in ("score_mean", "score_p95", "score_max", "stability_median_abs_delta", "stability_p99_abs_delta"):
+        if key in metrics:
+            typer.echo(f"{key:<28}{metrics[key]:.3f}")
+
 
 
 # --- registry: register, promote, rollback (training.registry) ---------------------------------

@@ -7,8 +7,8 @@ from datetime import date
 import numpy as np
 import polars as pl
 import pytest
-
 from training_synth import features_frame, tiny_bundle
+
 from training.bundle import BUNDLE_FILE, CALIBRATOR_FILE, MODEL_FILE, ModelBundle
 
 

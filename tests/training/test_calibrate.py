@@ -103,3 +103,19 @@ def test_the_slope_is_the_derivative():
 def test_degenerate_references_are_refused(raw):
     with pytest.raises(CalibrationError):
         fit_calibrator(raw)
+
+
+def test_the_bottom_is_stretched_towards_the_floor():
+    raw = POPULATIONS["log_lognormal"]
+    calibrator = fit_calibrator(raw)
+    assert calibrator.gamma > 0
+    assert np.quantile(calibrator.score(raw), 0.01) == pytest.approx(10, abs=0.01)
+
+
+def test_each_point_costs_more_raw_than_the_one_below():
+    """Over the whole scale (convex bottom, straight middle, concave top)."""
+    raw = POPULATIONS["log_lognormal"]
+    calibrator = fit_calibrator(raw)
+    scores = np.arange(2, 96)
+    cost = np.diff([calibrator.raw_for_score(s) for s in scores])
+    assert np.all(np.diff(cost) >= -1e-12)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from training_synth import features_frame, tiny_bundle
+
 from training.explain import CROSS_NETWORK, NOT_LINKED, contributions_to_points
 
 
