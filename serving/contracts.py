@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from typing_extensions import Annotated
 
 from features.snapshot import SignalSnapshot
@@ -21,6 +21,17 @@ from serving.snapshot_doc import DocumentedAsSnapshot
 
 class _Contract(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra=nullable_fields)
+
+
+class _Answer(_Contract):
+    """A response part whose unset optional fields are left out of the JSON rather than sent as
+    null (`explain=false` answers have no `networks` key at all; a batch item has `result` or
+    `errors`). Absent keys are what the document says and what BentoML's client expects."""
+
+    # no return annotation: the document keeps the model's own schema
+    @model_serializer(mode="wrap")
+    def _without_nulls(self, handler: Any):  # noqa: ANN202
+        return {k: v for k, v in handler(self).items() if v is not None}
 
 
 # --- requests ------------------------------------------------------------------------------------
@@ -73,7 +84,7 @@ class Tip(_Contract):
     gain: float = Field(gt=0, description="estimated score points gained")
 
 
-class ScoreResult(_Contract):
+class ScoreResult(_Answer):
     """A score and, unless explain=false, what it is made of and what would raise it."""
 
     user_id: str | None = None
@@ -99,7 +110,7 @@ class ScoreResponse(ScoreResult):
     model_version: str
 
 
-class BatchItem(_Contract):
+class BatchItem(_Answer):
     """One item of a batch, in request order: a result or the item's own errors."""
 
     index: int

@@ -21,14 +21,16 @@ bundle's `model_version`.
 Errors: any malformed request gets a 4xx `ErrorBody` naming the field path and the problem (see
 `serving.guard` for 401/413/415 and the shape of 400s). Settings: `serving.settings`.
 
-Adding endpoints (the score history): another `@bentoml.api` method for POST, or, for GET
-routes, a FastAPI app mounted on the class with `@bentoml.asgi_app(app)` whose route functions
-are methods of the class (they get the service instance as `self`) and read `serving.history`;
-the API key guard covers every path except the open ones.
+Adding endpoints: a POST endpoint is another `@bentoml.api` method; GET routes (the score
+history, `/users/...`) are a FastAPI app mounted on the service (`mount_asgi_app`, below), which
+BentoML also lists in the OpenAPI document. The request guard covers every path except the open
+ones, and leaves the JSON errors of mounted apps as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bentoml
@@ -41,6 +43,16 @@ from serving.guard import RequestGuard
 from serving.history import lookup_app
 from serving.scorer import load_scorer
 from serving.settings import ServingSettings
+
+
+@contextmanager
+def internal_errors() -> Iterator[None]:
+    """A pydantic error raised while scoring is our bug, not the client's: BentoML would answer
+    it with a 400, so it is re-raised as a plain error (500) instead."""
+    try:
+        yield
+    except ValidationError as error:
+        raise RuntimeError(f"internal contract violation: {error}") from None
 
 
 def parse_item(item: Any) -> SignalSnapshot | list[FieldError]:
@@ -78,7 +90,8 @@ class InfluenceService:
     def score(self, snapshot: SignalSnapshot, explain: bool = True) -> ScoreResponse:
         """Score one user's signal snapshot; with explain (default) also points per network and
         family, the top factors and up to three tips."""
-        (result,) = self.scorer.score([snapshot], explain)
+        with internal_errors():
+            (result,) = self.scorer.score([snapshot], explain)
         return ScoreResponse.model_construct(
             **dict(result), model_version=self.scorer.model_version
         )
@@ -89,7 +102,8 @@ class InfluenceService:
         its own errors and does not sink the others."""
         parsed = [parse_item(item) for item in snapshots]
         valid = [p for p in parsed if isinstance(p, SignalSnapshot)]
-        items = batch_items(parsed, self.scorer.score(valid, explain))
+        with internal_errors():
+            items = batch_items(parsed, self.scorer.score(valid, explain))
         return BatchResponse(
             results=items,
             scored=len(valid),

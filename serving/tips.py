@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from features.snapshot import MAX_COUNT, SIGNAL_BY_NAME, SignalSnapshot
 from influence.vocabulary import NETWORKS, NETWORKS_WITH_LISTS, VOCABULARY, Family, family_of
 
@@ -70,10 +72,15 @@ def _windows(snapshot: SignalSnapshot) -> Networks:
     }
 
 
-def _rebuilt(snapshot: SignalSnapshot, networks: Networks) -> SignalSnapshot:
-    return SignalSnapshot.model_validate(
-        {"user_id": snapshot.user_id, "as_of": snapshot.as_of, "networks": networks}
-    )
+def _rebuilt(snapshot: SignalSnapshot, networks: Networks) -> SignalSnapshot | None:
+    """The changed snapshot, validated by the contract; None if a change broke it (a what-if
+    is then not offered: it must never fail the request it advises)."""
+    try:
+        return SignalSnapshot.model_validate(
+            {"user_id": snapshot.user_id, "as_of": snapshot.as_of, "networks": networks}
+        )
+    except ValidationError:
+        return None
 
 
 def _bounded(name: str, value: float) -> float:
@@ -103,7 +110,7 @@ def _spread_families(network: str, totals: dict[Family, float]) -> dict[str, flo
     for family, total in totals.items():
         actions = [a.name for a in VOCABULARY[network] if a.family == family]
         for name in actions:
-            out[name] = total / len(actions)
+            out[name] = _bounded(f"received_{name}", total / len(actions))
     return out
 
 
@@ -125,11 +132,10 @@ def link_network(snapshot: SignalSnapshot) -> list[WhatIf]:
         if target in networks:
             continue
         linked = {**networks, target: [_moved_window(w, template, target) for w in networks[template]]}
-        out.append(WhatIf(
-            f"link_{target}",
-            f"Link {LABELS[target]}, with activity like yours on {LABELS[template]}",
-            _rebuilt(snapshot, linked),
-        ))
+        changed = _rebuilt(snapshot, linked)
+        if changed is not None:
+            text = f"Link {LABELS[target]}, with activity like yours on {LABELS[template]}"
+            out.append(WhatIf(f"link_{target}", text, changed))
     return out
 
 

@@ -95,3 +95,17 @@ def test_best_tips_positive_top_three_one_link():
     ]
     assert len(tips) <= MAX_TIPS
     assert best_tips(40.0, candidates, [39.0] * 5) == []
+
+
+def test_linking_never_sums_a_family_past_the_contract():
+    # LinkedIn's recommendations and endorsements are both endorsements: Twitter's list_add
+    snap = _snapshot(linkedin={"window_days": 30, "received": {"recommendation": 9e9, "endorsement": 9e9}})
+    twitter = _by_action(snap)["link_twitter"].snapshot.windows_of("twitter")[0]
+    assert twitter.received == {"list_add": 1e10}
+
+
+def test_a_what_if_that_would_break_the_contract_is_not_offered():
+    # active_days at the window's length: post_more caps it; media_half, reply stay valid
+    snap = _snapshot(twitter={"window_days": 7, "active_days": 7, "posts": 3, "unique_engagers": 4})
+    for what_if in what_ifs(snap):
+        assert what_if.snapshot is not None
