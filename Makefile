@@ -32,9 +32,8 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 setup: $(STAMP) ## create .venv and install the locked dependencies (idempotent)
 
-run: setup ## the main job: simulate and validate the default world
-	$(BIN)/influence simulate
-	$(BIN)/influence validate
+run: pipeline ## the main job: the pipeline (dvc repro), then serve the champion on 127.0.0.1:3000
+	@$(MAKE) --no-print-directory serve
 
 pipeline: setup ## dvc repro: simulate, validate, features, train, evaluate, register
 	$(BIN)/dvc repro
@@ -44,6 +43,9 @@ test: setup ## the default test suite (fast; includes an end-to-end run on a sma
 
 test-slow: setup ## the slow tests too (full default world, real servers)
 	$(BIN)/pytest -q
+
+serve: setup ## serve the registry's champion on http://127.0.0.1:3000 (POST /score, /score_batch)
+	$(BIN)/influence serve --port 3000
 
 bench: setup ## speed and memory benchmarks; writes reports/bench.json
 	$(BIN)/python -m benchmarks.run

@@ -31,11 +31,27 @@ def serve(
     env = {**os.environ, **QUIET_ENV}
     if bundle is not None:
         env["INFLUENCE_BUNDLE_DIR"] = str(bundle.resolve())
-    url = f"http://{HOST}:{port}"
-    typer.echo(f"serving {SERVICE} on {url} (OpenAPI: {url}/docs.json)", err=True)
-    sys.stdout.flush()
+    typer.echo(_welcome(f"http://{HOST}:{port}", bool(env.get("INFLUENCE_API_KEY"))), err=True)
+    sys.stderr.flush()
     command = serve_command(SERVICE, port)
     os.execve(command[0], command, env)
+
+
+CURL_EXAMPLE = (
+    '{"snapshot": {"user_id": "alice", "networks": {"twitter": {"window_days": 30, '
+    '"followers": 1200, "posts": 90, "posts_with_media": 20, '
+    '"received": {"like": 800, "retweet": 120, "reply": 40}, "unique_engagers": 350}, '
+    '"linkedin": {"window_days": 30, "followers": 500, "received": {"recommendation": 3}}}}}'
+)
+
+
+def _welcome(url: str, with_key: bool) -> str:
+    auth = ' -H "Authorization: Bearer $INFLUENCE_API_KEY"' if with_key else ""
+    return (
+        f"influence score service on {url}  (OpenAPI {url}/docs.json, ready at {url}/readyz)\n"
+        f"try:\n  curl -s -X POST {url}/score -H 'Content-Type: application/json'{auth} \\\n"
+        f"    -d '{CURL_EXAMPLE}'\n"
+    )
 
 
 # --- score history: score-daily, backfill, compare-models (serving.daily) ------------------------

@@ -200,3 +200,10 @@ def test_body_over_the_limit_is_413_before_it_is_read(client):
                            headers={"content-type": "application/json"})
     assert response.status_code == 413
     assert f"{limit} bytes" in response.json()["error"]
+
+
+def test_the_curl_example_of_make_serve_scores(client):
+    from serving.cli import CURL_EXAMPLE
+
+    response = client.post("/score", content=CURL_EXAMPLE, headers={"content-type": "application/json"})
+    assert response.status_code == 200 and response.json()["user_id"] == "alice"
