@@ -331,6 +331,10 @@ def _per_network_specs() -> list[Spec]:
         Spec("engager_influence", "engager_influence", +1,
              "mean influence percentile (0-100) of the {network} engagers, last {window} days",
              raw("engager_influence"), low=0, high=100),
+        Spec("log_influential_engagers", "engager_influence", +1,
+             "log(1 + distinct {network} engagers weighted by their influence percentile / 100), "
+             "last {window} days",
+             lambda g: log1p(influential_engagers(g))),
         Spec("log_sent", "sent", 0, "log(1 + reactions sent to others on {network}, last {window} days)",
              lambda g: log1p(g.sent)),
         Spec("log_conversations_started", str(Family.CONVERSATION), +1,
@@ -367,6 +371,14 @@ def _per_network_specs() -> list[Spec]:
                  logged(f"unique_engagers_{family}"),
                  networks=_networks_with_family_depth(family, 1)))
     return specs
+
+
+def influential_engagers(g: Grid) -> np.ndarray:
+    """Distinct engagers weighted by their influence (percentile / 100): a *sum*, so a new
+    engager never lowers it, however little influence they have (a mean would fall). Unknown
+    when either input is (engager influence is undefined without engagers): raising the
+    engagers alone then never turns a value into an unknown."""
+    return g["unique_engagers"] * g["engager_influence"] / 100.0
 
 
 def _weighted_influence(g: Grid) -> np.ndarray:
@@ -432,6 +444,10 @@ def _across_specs() -> list[Spec]:
         Spec("engager_influence_max", "engager_influence", +1,
              "highest mean engager influence (0-100) of any network, last {window} days",
              lambda g: best(g["engager_influence"]), scope="across", low=0, high=100),
+        Spec("log_influential_engagers", "engager_influence", +1,
+             "log(1 + distinct engagers weighted by influence percentile / 100, summed over "
+             "networks), last {window} days",
+             lambda g: log1p(sum_known(influential_engagers(g), axis=1)), scope="across"),
         Spec("engager_influence_mean", "engager_influence", +1,
              "engager influence (0-100) across networks weighted by engagers, last {window} days",
              _weighted_influence, scope="across", low=0, high=100),
