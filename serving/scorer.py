@@ -50,7 +50,7 @@ class Scorer:
             return []
         if explain:
             return self._explained(snapshots)
-        scores = self.bundle.score(_model_input(self.features(snapshots)))
+        scores = self.bundle.score(self.features(snapshots))
         return [
             _result(snapshot, row)
             for snapshot, row in zip(snapshots, scores.iter_rows(named=True), strict=True)
@@ -61,10 +61,8 @@ class Scorer:
         candidates = [what_ifs(s) for s in snapshots]
         every = [*snapshots, *(w.snapshot for ws in candidates for w in ws)]
         features = self.features(every)
-        scores = self.bundle.score(_model_input(features))
-        explanations = self.bundle.explain(
-            _model_input(_head(features, len(snapshots))), top_k=MAX_FACTORS
-        )
+        scores = self.bundle.score(features)
+        explanations = self.bundle.explain(_head(features, len(snapshots)), top_k=MAX_FACTORS)
         values = scores.get_column("score").to_numpy()
         offsets = np.cumsum([len(snapshots), *(len(ws) for ws in candidates)])
         results = []
@@ -76,11 +74,6 @@ class Scorer:
 
 def _head(matrix: FeatureMatrix, n: int) -> FeatureMatrix:
     return FeatureMatrix(matrix.user_id[:n], matrix.as_of[:n], matrix.values[:n], matrix.names)
-
-
-def _model_input(matrix: FeatureMatrix):
-    # TODO(bundle): pass the matrix itself once ModelBundle.score/explain accept one.
-    return matrix.to_frame()
 
 
 def _tips(score: float, candidates: Sequence[WhatIf], scores: np.ndarray) -> list[Tip]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ import lightgbm as lgb
 import numpy as np
 import polars as pl
 
+from features.featurize import FeatureMatrix
 from training.calibrate import Calibrator
 from training.explain import CROSS_NETWORK, Explanation, build_explanations, contributions_to_points
 
@@ -84,8 +86,8 @@ class ProvisionalRule:
     log1p_days: bool = False
     """The columns hold log(1 + days) rather than days."""
 
-    def apply(self, features: pl.DataFrame) -> np.ndarray:
-        n = features.height
+    def apply(self, features: Features) -> np.ndarray:
+        n = _height(features)
         flag = np.zeros(n, dtype=bool)
         if self.days_linked:
             linked = self._days(features, self.days_linked)
@@ -98,12 +100,19 @@ class ProvisionalRule:
             flag |= oldest < self.days - 1e-6
         return flag
 
-    def _days(self, features: pl.DataFrame, columns: tuple[str, ...]) -> np.ndarray:
+    def _days(self, features: Features, columns: tuple[str, ...]) -> np.ndarray:
         values = _matrix(features, columns)
         return np.expm1(values) if self.log1p_days else values
 
 
-def _matrix(features: pl.DataFrame, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+Features = pl.DataFrame | FeatureMatrix
+"""What `score`/`explain` take: featurize's frame (batch) or its matrix (serving: no frame is
+built for one request, which would cost more than the model)."""
+
+
+def _matrix(features: Features, columns: tuple[str, ...] | list[str]) -> np.ndarray:
+    if isinstance(features, FeatureMatrix):
+        return _matrix_columns(features, tuple(columns))
     missing = [c for c in columns if c not in features.columns]
     if missing:
         raise KeyError(
@@ -111,6 +120,25 @@ def _matrix(features: pl.DataFrame, columns: tuple[str, ...] | list[str]) -> np.
             "build it with features.featurize"
         )
     return features.select(pl.col(c).cast(pl.Float64) for c in columns).to_numpy()
+
+
+def _matrix_columns(features: FeatureMatrix, columns: tuple[str, ...]) -> np.ndarray:
+    if columns == features.names:
+        return features.values
+    index = _column_index(features.names)
+    missing = [c for c in columns if c not in index]
+    if missing:
+        raise KeyError(f"feature matrix lacks {len(missing)} model column(s), e.g. {missing[:5]}")
+    return features.values[:, [index[c] for c in columns]]
+
+
+@lru_cache(maxsize=4)
+def _column_index(names: tuple[str, ...]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(names)}
+
+
+def _height(features: Features) -> int:
+    return len(features.values) if isinstance(features, FeatureMatrix) else features.height
 
 
 @dataclass(frozen=True)
@@ -135,14 +163,15 @@ class ModelBundle:
 
     # --- scoring ----------------------------------------------------------------------------
 
-    def matrix(self, features: pl.DataFrame) -> np.ndarray:
-        """The model's input matrix [n, p] (float64, NaN = unknown) from a features frame."""
+    def matrix(self, features: Features) -> np.ndarray:
+        """The model's input matrix [n, p] (float64, NaN = unknown) from a features frame or
+        matrix."""
         return _matrix(features, self.feature_names)
 
-    def raw(self, features: pl.DataFrame) -> np.ndarray:
+    def raw(self, features: Features) -> np.ndarray:
         return self.booster.predict(self.matrix(features), num_threads=_threads(self))
 
-    def score(self, features: pl.DataFrame) -> pl.DataFrame:
+    def score(self, features: Features) -> pl.DataFrame:
         """user_id, as_of, raw, score (1..100), percentile (0..100), provisional; row order kept."""
         raw = self.raw(features)
         return pl.DataFrame(
@@ -157,7 +186,7 @@ class ModelBundle:
             schema=SCORE_SCHEMA,
         )
 
-    def explain(self, features: pl.DataFrame, top_k: int = 5) -> list[Explanation]:
+    def explain(self, features: Features, top_k: int = 5) -> list[Explanation]:
         """Per row: points per network and family adding up to score - baseline, top factors."""
         x = self.matrix(features)
         contrib = self.booster.predict(x, pred_contrib=True, num_threads=_threads(self))
@@ -240,7 +269,9 @@ def _threads(bundle: ModelBundle) -> int:
     return int(bundle.metadata.get("num_threads", 1))
 
 
-def _keys(features: pl.DataFrame, name: str, dtype: pl.DataType) -> pl.Series:
+def _keys(features: Features, name: str, dtype: pl.DataType) -> pl.Series:
+    if isinstance(features, FeatureMatrix):
+        return pl.Series(name, getattr(features, name), dtype=dtype)
     if name in features.columns:
         return features.get_column(name).cast(dtype)
     return pl.Series(name, [None] * features.height, dtype=dtype)

@@ -1,0 +1,33 @@
+"""The serving path hands featurize's matrix to the bundle; the batch path its frame. Same
+numbers, bit for bit."""
+
+from __future__ import annotations
+
+import pytest
+
+from features.featurize import featurize_matrix
+from features.snapshot import snapshots_to_arrays
+from serving.samples import random_snapshots
+from serving.scorer import Scorer, model_windows
+from training.bundle import ModelBundle
+
+
+@pytest.fixture(scope="module")
+def bundle(bundle_dir) -> ModelBundle:
+    return ModelBundle.load(bundle_dir)
+
+
+def test_matrix_and_frame_score_identically(bundle):
+    windows = model_windows(bundle)
+    matrix = featurize_matrix(snapshots_to_arrays(random_snapshots(300, seed=21), windows), windows)
+    assert bundle.score(matrix).equals(bundle.score(matrix.to_frame()))
+    by_matrix, by_frame = bundle.explain(matrix), bundle.explain(matrix.to_frame())
+    assert by_matrix == by_frame
+
+
+def test_results_follow_the_input_order(bundle):
+    snapshots = random_snapshots(50, seed=22)
+    scorer = Scorer(bundle, model_windows(bundle))
+    together = [r.score for r in scorer.score(snapshots, explain=False)]
+    alone = [scorer.score([s], explain=False)[0].score for s in snapshots]
+    assert together == pytest.approx(alone, abs=1e-9)
