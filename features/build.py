@@ -14,8 +14,10 @@ Definitions worth knowing (the meanings are in `features.snapshot.SIGNALS`):
 - selectivity: each reaction weighs 1/n, n = reactions its actor gave that day on that network,
   so a person who gives one reaction a day hands out a full vote and one who likes 40 posts a
   day hands out 40 fortieths: "the more a person likes in a day, the less each like counts";
-- engagement graph: actor -> target, weighted by the number of reactions over the longest
-  window, one graph per network and one across networks (`features.graph`); ranks are scaled
+- engagement graph: actor -> target, weighted by the number of reactions in the last
+  `pagerank_window_days` (30) days, one graph per network and one across networks
+  (`features.graph`: 10 power iterations put percentiles within 0.3 points of convergence,
+  and the 30-day graph is half the 90-day one while describing influence now); ranks are scaled
   so the mean node has 1; a user's influence as an engager is the percentile (0-100) of their
   cross-network PageRank, and `engager_influence` is the mean over their distinct engagers;
 - reciprocity: share of distinct engagers of the window that the user also reacted to within
@@ -210,25 +212,23 @@ def _midnight(day: date):
     return datetime(day.year, day.month, day.day)
 
 
-def with_selectivity(interactions: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
-    """Interactions with family and selectivity weight 1/n (n = the actor's reactions that day
-    on that network), and the actor-day counts themselves (user_id, network, date)."""
-    actor_days = interactions.group_by("network", "actor_id", "date").agg(
-        nw.len().cast(nw.Float64).alias("actor_day_reactions")
+def with_selectivity(interactions: nw.LazyFrame) -> nw.LazyFrame:
+    """Interactions with their family and selectivity weight 1/n, n = the actor's reactions
+    that day on that network (a window count: no join back)."""
+    reactions_that_day = nw.len().over("network", "actor_id", "date").cast(nw.Float64)
+    return interactions.with_columns(
+        (1.0 / reactions_that_day).alias("weight"),
+        nw.col("action")
+        .replace_strict(FAMILY_OF_ACTION_CODE, default=nw.lit(None, nw.Int8), return_dtype=nw.Int8)
+        .alias("family"),
     )
-    weighted = (
-        interactions.join(actor_days, on=["network", "actor_id", "date"])
-        .with_columns(
-            (1.0 / nw.col("actor_day_reactions")).alias("weight"),
-            nw.col("action")
-            .replace_strict(
-                FAMILY_OF_ACTION_CODE, default=nw.lit(None, nw.Int8), return_dtype=nw.Int8
-            )
-            .alias("family"),
-        )
-        .drop("actor_day_reactions")
-    )
-    return weighted, actor_days.select(nw.col("actor_id").alias("user_id"), "network", "date")
+
+
+def reaction_days(interactions: nw.LazyFrame) -> nw.LazyFrame:
+    """Distinct (user_id, network, date) on which the user reacted to someone."""
+    return interactions.select(
+        nw.col("actor_id").alias("user_id"), "network", "date"
+    ).unique(["user_id", "network", "date"])
 
 
 def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
@@ -269,40 +269,43 @@ def sent_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
     ).rename({"actor_id": "user_id"})
 
 
-def engager_pairs(interactions: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
-    """Distinct (network, target, family, actor) with the last day they met, and the same
-    without the family plus the number of reactions (the engagement graph's edges)."""
-    by_family = interactions.group_by("network", "target_id", "family", "actor_id").agg(
-        nw.col("date").max().alias("last_date"), nw.len().cast(nw.Float64).alias("reactions")
-    )
-    pairs = by_family.group_by("network", "target_id", "actor_id").agg(
-        nw.col("last_date").max(), nw.col("reactions").sum()
-    )
-    return by_family, pairs
+def family_date(family: str) -> str:
+    return f"last_date_{family}"
 
 
-def unique_engagers(by_family, pairs, influence, windows, as_of) -> nw.LazyFrame:
+def engager_pairs(interactions: nw.LazyFrame, as_of: date, graph_days: int) -> nw.LazyFrame:
+    """Distinct (network, target, actor): the last day they met, the last day per action
+    family (null if never in that family), and the number of reactions in the last
+    `graph_days` days (the weight of the engagement graph's edge actor -> target). One
+    aggregation over the events: the per-family dates make a second, per-family one needless."""
+    per_family_dates = [
+        nw.when(nw.col("family") == code).then(nw.col("date")).alias(family_date(name))
+        for name, code in FAMILY_CODE.items()
+    ]
+    return (
+        interactions.select(
+            "network", "target_id", "actor_id", "date", *per_family_dates,
+            in_window(graph_days, as_of).cast(nw.Float64).alias("graph_reactions"),
+        )
+        .group_by("network", "target_id", "actor_id")
+        .agg(
+            nw.col("date").max().alias("last_date"),
+            *(nw.col(family_date(name)).max() for name in FAMILY_CODE),
+            nw.col("graph_reactions").sum(),
+        )
+    )
+
+
+def unique_engagers(pairs, influence, windows, as_of) -> nw.LazyFrame:
     """unique_engagers__w, unique_engagers_<family>__w, engager_influence__w, reciprocity__w."""
-    flags = {"u": nw.lit(1.0)}
-    family_counts = (
-        by_family.with_columns(windowed(flags, windows, as_of, "last_date"))
-        .group_by("network", "target_id", "family")
-        .agg(summed(["u"], windows))
-    )
-    per_family = spread(
-        family_counts,
-        ["target_id", "network"],
-        "family",
-        FAMILY_CODE,
-        {suffix("u", w): suffix("unique_engagers_{}", w) for w in windows},
-    )
     back = pairs.select(
         "network",
         nw.col("actor_id").alias("target_id"),
         nw.col("target_id").alias("actor_id"),
         nw.col("last_date").alias("back_date"),
     )
-    totals = (
+    families = [f"u_{name}" for name in FAMILY_CODE]
+    return (
         pairs.join(influence, left_on="actor_id", right_on="node", how="left")
         .join(back, on=["network", "target_id", "actor_id"], how="left")
         .with_columns(
@@ -317,28 +320,43 @@ def unique_engagers(by_family, pairs, influence, windows, as_of) -> nw.LazyFrame
                 "last_date",
             )
         )
-        # the pair counts as mutual in window w only if the user answered within w too
         .with_columns(
-            [
+            # mutual in window w only if the user answered within w too; a family counts in
+            # window w if the pair met in that family within w
+            *(
                 nw.when(in_window(w, as_of, "back_date"))
                 .then(nw.col(suffix("mutual", w)))
                 .otherwise(0.0)
                 .alias(suffix("mutual", w))
                 for w in windows
-            ]
+            ),
+            *(
+                nw.when(in_window(w, as_of, family_date(name))).then(1.0).otherwise(0.0)
+                .alias(suffix(f"u_{name}", w))
+                for name in FAMILY_CODE
+                for w in windows
+            ),
         )
         .group_by("target_id", "network")
-        .agg(summed(["u", "pct", "mutual"], windows))
+        .agg(summed(["u", "pct", "mutual", *families], windows))
         .select(
-            "target_id",
+            nw.col("target_id").alias("user_id"),
             "network",
             *(nw.col(suffix("u", w)).alias(suffix("unique_engagers", w)) for w in windows),
-            *(_mean_or_null(suffix("pct", w), suffix("u", w)).alias(suffix("engager_influence", w)) for w in windows),
-            *(_mean_or_null(suffix("mutual", w), suffix("u", w)).alias(suffix("reciprocity", w)) for w in windows),
+            *(
+                nw.col(suffix(f"u_{name}", w)).alias(suffix(f"unique_engagers_{name}", w))
+                for name in FAMILY_CODE
+                for w in windows
+            ),
+            *(
+                _mean_or_null(suffix("pct", w), suffix("u", w)).alias(suffix("engager_influence", w))
+                for w in windows
+            ),
+            *(
+                _mean_or_null(suffix("mutual", w), suffix("u", w)).alias(suffix("reciprocity", w))
+                for w in windows
+            ),
         )
-    )
-    return totals.join(per_family, on=["target_id", "network"], how="left").rename(
-        {"target_id": "user_id"}
     )
 
 
@@ -416,17 +434,15 @@ def audience(profiles: nw.LazyFrame, windows, as_of, lookback: int) -> nw.LazyFr
 
 def engagement_edges(pairs: nw.LazyFrame) -> nw.LazyFrame:
     """Edges (graph, src, dst, weight) of every network's graph and of the cross-network one."""
-    per_network = pairs.select(
+    per_network = pairs.filter(nw.col("graph_reactions") > 0).select(
         nw.col("network").cast(nw.Int8).alias("graph"),
         nw.col("actor_id").alias("src"),
         nw.col("target_id").alias("dst"),
-        nw.col("reactions").alias("weight"),
+        nw.col("graph_reactions").alias("weight"),
     )
-    across = (
-        per_network.group_by("src", "dst")
-        .agg(nw.col("weight").sum())
-        .select(nw.lit(ALL_GRAPH, nw.Int8).alias("graph"), "src", "dst", "weight")
-    )
+    # the same edges again in the cross-network graph: an actor -> target pair met on two
+    # networks is two parallel edges there, which PageRank treats as one with summed weight
+    across = per_network.with_columns(nw.lit(ALL_GRAPH, nw.Int8).alias("graph"))
     return nw.concat([per_network, across], how="vertical")
 
 
@@ -478,7 +494,8 @@ def build_snapshots(
     *,
     windows: Sequence[int] = (7, 30, 90),
     damping: float = 0.85,
-    iterations: int = 20,
+    iterations: int = 10,
+    pagerank_window_days: int = 30,
     profile_lookback_days: int = 3,
     materialize,
 ) -> nw.LazyFrame:
@@ -491,10 +508,9 @@ def build_snapshots(
         ~nw.col("network").is_null(),
         ~nw.col("action").is_null(),
     ).select("date", "network", "actor_id", "target_id", "action", "post_id")
-    events, actor_days = with_selectivity(events)
-    events = materialize(events)
-    by_family, pairs = engager_pairs(events)
-    by_family, pairs = materialize(by_family), materialize(pairs)
+    events = materialize(with_selectivity(events))
+    actor_days = reaction_days(events)
+    pairs = materialize(engager_pairs(events, as_of, min(pagerank_window_days, max(windows))))
     pagerank, cross_rank, percentile = engagement_ranks(
         pairs, accounts, damping, iterations, materialize
     )
@@ -504,7 +520,7 @@ def build_snapshots(
         activity(posts, actor_days, windows, as_of),
         received_reactions(events, windows, as_of),
         sent_reactions(events, windows, as_of),
-        unique_engagers(by_family, pairs, percentile, windows, as_of),
+        unique_engagers(pairs, percentile, windows, as_of),
         conversations_started(events, windows, as_of),
         pagerank,
     ]

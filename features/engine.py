@@ -95,10 +95,15 @@ class PolarsEngine:
         return nw.from_native(frame.lazy())
 
     def materialize(self, frame: nw.LazyFrame) -> nw.LazyFrame:
-        return nw.from_native(frame.to_native().collect(engine="streaming").lazy())
+        return nw.from_native(self.to_polars(frame).lazy())
 
     def to_polars(self, frame: nw.LazyFrame) -> pl.DataFrame:
-        return frame.to_native().collect(engine="streaming")
+        return frame.to_native().collect(engine="streaming", optimizations=PLAN_AS_WRITTEN)
+
+
+PLAN_AS_WRITTEN = pl.QueryOptFlags(join_order=False)
+"""Joins run in the order written: Polars 2's join reordering may join two lookups of the same
+table on a shared low-cardinality key first (a per-graph cross product: quadratic memory)."""
 
 
 def _polars_column(name: str, vocabulary: Sequence[str] | None) -> pl.Expr:

@@ -65,50 +65,56 @@ def _action_masks() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
 
 
 ALLOWED, ON_POST, FAMILY_MASK = _action_masks()
+ACROSS_COLUMNS = (
+    "followers", "following", "account_age_days", "days_linked", "pagerank",
+    "cross_network_pagerank", "posts", "posts_with_media", "unique_engagers",
+    "selective_reactions", "engager_influence", "follower_growth", "reciprocity",
+    "conversations_started",
+)
+"""The snapshot signals the across-network specs sum or maximise (computed together)."""
+_ACROSS = {name: i for i, name in enumerate(ACROSS_COLUMNS)}
+RECEIVED_MASKS = np.stack([ALLOWED, ON_POST, *(FAMILY_MASK[f] for f in FAMILY_NAMES)]).astype(float)
 
 
-# --- the grid and small numeric helpers ------------------------------------------------------
+# --- rows, grid and small numeric helpers -----------------------------------------------------
 
 
-class Grid:
-    """values[u, n, k, s]: signal s of user u on network n over window k (NaN = unknown);
-    linked[u, n]: the user has that network in the snapshot. Quantities several specs share
-    (totals, logs) are computed once, on first use."""
+class _Signals:
+    """Snapshot signals with a trailing signal axis (NaN = unknown), and the quantities several
+    specs share (totals over actions, logs), computed once on first use."""
 
-    def __init__(self, values: np.ndarray, linked: np.ndarray, windows: tuple[int, ...]):
-        self.values, self.linked, self.windows = values, linked, windows
-        self.window_days = np.asarray(windows, dtype=float)
+    values: np.ndarray
+
+    def __init__(self) -> None:
         self._memo: dict[str, np.ndarray] = {}
+
+    def memo(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def __getitem__(self, name: str) -> np.ndarray:
         return self.values[..., _S[name]]
 
     def log(self, name: str) -> np.ndarray:
-        return self.logs[..., _S[name]]
+        """log(1 + signal)."""
+        return self.memo(f"log:{name}", lambda: log1p(self.values[..., _S[name]]))
 
-    @cached_property
-    def logs(self) -> np.ndarray:
-        return log1p(self.values)
+    def gather(self, columns: list[str], log: bool) -> np.ndarray:
+        """Several signals at once (trailing axis), as they are or as log(1 + x)."""
+        block = self.values[..., [_S[c] for c in columns]]
+        return log1p(block) if log else block
 
     def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
-        """Sums of `<prefix><action>` over the actions of each (mask, network): (M, U, N, K),
-        unknown only where every summed action is unknown."""
-        block = self.values[..., [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
-        known = ~np.isnan(block)
-        # per network n: (U, K, A) @ (A, M), batched over networks -> (N, U, K, M)
-        by_network = masks.transpose(1, 2, 0)[:, None]
-        total = np.where(known, block, 0.0).transpose(1, 0, 2, 3) @ by_network
-        any_known = known.astype(float).transpose(1, 0, 2, 3) @ by_network > 0
-        return np.where(any_known, total, np.nan).transpose(3, 1, 0, 2)
+        raise NotImplementedError
 
     @cached_property
     def _received(self) -> np.ndarray:
-        masks = np.stack([ALLOWED, ON_POST, *(FAMILY_MASK[f] for f in FAMILY_NAMES)]).astype(float)
-        return self._totals("received_", masks)
+        return self._totals("received_", RECEIVED_MASKS)
 
     @property
     def received(self) -> np.ndarray:
-        """Reactions received over the network's actions: (U, N, K)."""
+        """Reactions received over the network's actions."""
         return self._received[0]
 
     @property
@@ -122,19 +128,72 @@ class Grid:
     def sent(self) -> np.ndarray:
         return self._totals("sent_", ALLOWED[None].astype(float))[0]
 
-    def memo(self, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
-        """A shared intermediate, computed once per grid."""
-        if key not in self._memo:
-            self._memo[key] = compute()
-        return self._memo[key]
+
+class Rows(_Signals):
+    """The long rows themselves: values[r, s] of row r = (user, network[r], window_days[r]).
+    Per-network specs run here: one value per row, no work for networks a user lacks."""
+
+    def __init__(self, values: np.ndarray, network: np.ndarray, window_days: np.ndarray):
+        super().__init__()
+        self.values, self.network = values, network
+        self.window_days = window_days.astype(float)
+        self.linked = np.ones(len(values))
+
+    def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
+        """Sums of `<prefix><action>` over each mask's actions of the row's network: (M, R),
+        unknown only where every summed action is unknown."""
+        block = self.values[:, [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
+        known = ~np.isnan(block)
+        row_masks = masks[:, self.network, :]  # (M, R, A)
+        total = np.einsum("ra,mra->mr", np.where(known, block, 0.0), row_masks)
+        any_known = np.einsum("ra,mra->mr", known.astype(float), row_masks) > 0
+        return np.where(any_known, total, np.nan)
+
+
+class Grid(_Signals):
+    """values[u, n, k, s]: signal s of user u on network n over window k; linked[u, n]: the
+    user has that network in the snapshot. Specs across networks run here."""
+
+    def __init__(self, values: np.ndarray, linked: np.ndarray, windows: tuple[int, ...]):
+        super().__init__()
+        self.values, self.windows = values, windows
+        self.linked = linked
+        self.window_days = np.asarray(windows, dtype=float)
+
+    def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
+        """Sums of `<prefix><action>` over the actions of each (mask, network): (M, U, N, K)."""
+        block = self.values[..., [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
+        known = ~np.isnan(block)
+        # per network n: (U, K, A) @ (A, M), batched over networks -> (N, U, K, M)
+        by_network = masks.transpose(1, 2, 0)[:, None]
+        total = np.where(known, block, 0.0).transpose(1, 0, 2, 3) @ by_network
+        any_known = known.astype(float).transpose(1, 0, 2, 3) @ by_network > 0
+        return np.where(any_known, total, np.nan).transpose(3, 1, 0, 2)
+
+    @cached_property
+    def _across_block(self) -> np.ndarray:
+        return self.values[..., [_S[c] for c in ACROSS_COLUMNS]]
+
+    @cached_property
+    def _across_all(self) -> np.ndarray:
+        """The ACROSS_COLUMNS signals summed across networks at once: (U, K, C)."""
+        return sum_known(self._across_block, axis=1)
+
+    @cached_property
+    def _best_all(self) -> np.ndarray:
+        """The ACROSS_COLUMNS signals' maxima across networks at once: (U, K, C)."""
+        return max_known(self._across_block, axis=1)
 
     def across(self, name: str) -> np.ndarray:
         """A snapshot signal (or `received`, `received_on_posts`, `sent`) summed across
         networks: (U, K)."""
-        return self.memo(f"across:{name}", lambda: sum_known(self._named(name), axis=1))
+        if name in ("received", "received_on_posts", "sent"):
+            return self.memo(f"across:{name}", lambda: sum_known(getattr(self, name), axis=1))
+        return self._across_all[..., _ACROSS[name]]
 
-    def _named(self, name: str) -> np.ndarray:
-        return getattr(self, name) if name in ("received", "received_on_posts", "sent") else self[name]
+    def best(self, name: str) -> np.ndarray:
+        """A snapshot signal's maximum across networks: (U, K)."""
+        return self._best_all[..., _ACROSS[name]]
 
     @cached_property
     def family_received(self) -> np.ndarray:
@@ -236,10 +295,12 @@ def raw(column: str) -> Gather:
 class Spec:
     """A family of catalog signals computed by one vectorised function.
 
-    scope: "network" -> compute returns (U, N, K), one signal per network (and window);
-           "across"  -> compute returns (U, K) (or (U,) for a level), one signal per window.
+    scope: "network" -> compute(Rows) returns one value per long row: one signal per network
+                        (and window);
+           "across"  -> compute(Grid) returns (U, K) (or (U,) for a level): one per window.
     level: the quantity does not depend on the window (followers): one signal, not one per
-           window (for a per-network level, the windows' values are combined by max).
+           window (a per-network level is read from the row of the longest window).
+    absent: the value where the user lacks the network (default: unknown).
     """
 
     key: str
@@ -252,6 +313,7 @@ class Spec:
     networks: tuple[str, ...] = NETWORKS
     low: float = -50.0
     high: float = 50.0
+    absent: float = np.nan
 
 
 @dataclass(frozen=True)
@@ -279,8 +341,7 @@ def _networks_with_family_depth(family: str, at_least: int) -> tuple[str, ...]:
 def _per_network_specs() -> list[Spec]:
     specs = [
         Spec("linked", "network", +1, "1 if {network} is linked, 0 if not",
-             lambda g: np.broadcast_to(g.linked[:, :, None], g["posts"].shape).astype(float),
-             level=True, low=0, high=1),
+             lambda g: g.linked, level=True, absent=0.0, low=0, high=1),
         Spec("log_followers", "audience", 0, "log(1 + followers on {network})",
              logged("followers"), level=True),
         Spec("log_following", "audience", 0, "log(1 + accounts followed on {network})",
@@ -401,19 +462,19 @@ def _across_specs() -> list[Spec]:
         Spec("log_followers_total", "audience", 0, "log(1 + followers summed over networks)",
              lambda g: log1p(g.across("followers")[:, 0]), scope="across", level=True),
         Spec("log_followers_max", "audience", 0, "log(1 + followers on the biggest network)",
-             lambda g: log1p(best(g["followers"])[:, 0]), scope="across", level=True),
+             lambda g: log1p(g.best("followers")[:, 0]), scope="across", level=True),
         Spec("log_following_total", "audience", 0, "log(1 + accounts followed, all networks)",
              lambda g: log1p(g.across("following")[:, 0]), scope="across", level=True),
         Spec("log_account_age_days_max", "account", 0, "log(1 + age in days of the oldest account)",
-             lambda g: log1p(best(g["account_age_days"])[:, 0]), scope="across", level=True),
+             lambda g: log1p(g.best("account_age_days")[:, 0]), scope="across", level=True),
         Spec("log_days_linked_max", "account", 0, "log(1 + days since the first network was linked)",
-             lambda g: log1p(best(g["days_linked"])[:, 0]), scope="across", level=True),
+             lambda g: log1p(g.best("days_linked")[:, 0]), scope="across", level=True),
         Spec("log_cross_network_pagerank", "engager_influence", +1,
              "log(1 + PageRank on the engagement graph of all networks, mean 1)",
-             lambda g: log1p(best(g["cross_network_pagerank"])[:, 0]), scope="across", level=True),
+             lambda g: log1p(g.best("cross_network_pagerank")[:, 0]), scope="across", level=True),
         Spec("log_pagerank_max", "engager_influence", +1,
              "log(1 + the highest per-network PageRank)",
-             lambda g: log1p(best(g["pagerank"])[:, 0]), scope="across", level=True),
+             lambda g: log1p(g.best("pagerank")[:, 0]), scope="across", level=True),
         Spec("log_received", "reactions", +1, "log(1 + reactions received, all networks, last {window} days)",
              across_log("received"), scope="across"),
         Spec("reactions_per_post", "reactions", +1,
@@ -429,7 +490,7 @@ def _across_specs() -> list[Spec]:
              across_log("unique_engagers"), scope="across"),
         Spec("log_unique_engagers_max", "engagers", +1,
              "log(1 + distinct engagers on the best network, last {window} days)",
-             lambda g: log1p(best(g["unique_engagers"])), scope="across"),
+             lambda g: log1p(g.best("unique_engagers")), scope="across"),
         Spec("reactions_per_engager", "engagers", 0,
              "log((1 + reactions) / (1 + distinct engagers)), all networks, last {window} days",
              lambda g: log1p(g.across("received")) - log1p(g.across("unique_engagers")),
@@ -443,7 +504,7 @@ def _across_specs() -> list[Spec]:
              scope="across", low=0, high=1),
         Spec("engager_influence_max", "engager_influence", +1,
              "highest mean engager influence (0-100) of any network, last {window} days",
-             lambda g: best(g["engager_influence"]), scope="across", low=0, high=100),
+             lambda g: g.best("engager_influence"), scope="across", low=0, high=100),
         Spec("log_influential_engagers", "engager_influence", +1,
              "log(1 + distinct engagers weighted by influence percentile / 100, summed over "
              "networks), last {window} days",
@@ -507,20 +568,23 @@ SPECS: tuple[Spec, ...] = (*_per_network_specs(), *_across_specs())
 
 @dataclass(frozen=True)
 class Plan:
-    """The catalog for a set of windows, and where each of its columns comes from.
-
-    Specs are computed into four blocks, flattened side by side: per-network windows
-    (U, N, K, Qw), per-network levels (U, N, Ql), across-network windows (U, K, Qa) and
-    across-network levels (U, Qal); within a per-network block the gathered specs come first
-    (one fancy index each for logs and raw values), then the computed ones. `take` picks the
-    catalog's columns from the flattened blocks."""
+    """The catalog for a set of windows, and the catalog column each computed value goes to
+    (`n_signals` = "not a signal": where a spec does not apply to a network)."""
 
     signals: tuple[Signal, ...]
     window_specs: tuple[int, ...]
     level_specs: tuple[int, ...]
     across_window_specs: tuple[int, ...]
     across_level_specs: tuple[int, ...]
-    take: np.ndarray
+    window_columns: np.ndarray
+    """(network, window, window spec) -> column."""
+    level_columns: np.ndarray
+    """(network, level spec) -> column."""
+    across_window_columns: np.ndarray
+    """(window, across spec) -> column."""
+    across_level_columns: np.ndarray
+    absent: np.ndarray
+    """Each column's value for users without that network (NaN: unknown)."""
     windows: tuple[int, ...]
 
     @cached_property
@@ -539,7 +603,7 @@ def _signal(spec: Spec, network: str, window: int | None) -> Signal:
 
 
 def _gather_first(indices: list[int]) -> tuple[int, ...]:
-    """Specs in block order: log gathers, raw gathers, then computed."""
+    """Specs in computing order: log gathers, raw gathers, then computed ones."""
     def rank(i: int) -> int:
         c = SPECS[i].compute
         return 0 if isinstance(c, Gather) and c.log else 1 if isinstance(c, Gather) else 2
@@ -550,7 +614,6 @@ def _gather_first(indices: list[int]) -> tuple[int, ...]:
 def plan(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> Plan:
     """Catalog order: per network (its levels, then each window's signals), then across
     networks (levels, then each window's signals); specs in declaration order."""
-    n_k = len(windows)
     in_order = {
         (scope, level): [i for i, s in enumerate(SPECS) if s.scope == scope and s.level == level]
         for scope in ("network", "across")
@@ -562,31 +625,43 @@ def plan(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> Plan:
     across_level = tuple(in_order["across", True])
     q_window = {i: q for q, i in enumerate(window_specs)}
     q_level = {i: q for q, i in enumerate(level_specs)}
-    level_at = _N * n_k * len(window_specs)
-    across_window_at = level_at + _N * len(level_specs)
-    across_level_at = across_window_at + n_k * len(across_window)
     signals: list[Signal] = []
-    take: list[int] = []
+    absent: list[float] = []
+    window_cells, level_cells = {}, {}
+    across_window_cells, across_level_cells = {}, {}
+
+    def add(spec: Spec, network: str, window: int | None) -> int:
+        signals.append(_signal(spec, network, window))
+        absent.append(spec.absent)
+        return len(signals) - 1
+
     for n, network in enumerate(NETWORKS):
         for i in in_order["network", True]:
             if network in SPECS[i].networks:
-                signals.append(_signal(SPECS[i], network, None))
-                take.append(level_at + n * len(level_specs) + q_level[i])
+                level_cells[n, q_level[i]] = add(SPECS[i], network, None)
         for k, window in enumerate(windows):
             for i in in_order["network", False]:
                 if network in SPECS[i].networks:
-                    signals.append(_signal(SPECS[i], network, window))
-                    take.append(((n * n_k) + k) * len(window_specs) + q_window[i])
+                    window_cells[n, k, q_window[i]] = add(SPECS[i], network, window)
     for q, i in enumerate(across_level):
-        signals.append(_signal(SPECS[i], ALL, None))
-        take.append(across_level_at + q)
+        across_level_cells[q] = add(SPECS[i], ALL, None)
     for k, window in enumerate(windows):
         for q, i in enumerate(across_window):
-            signals.append(_signal(SPECS[i], ALL, window))
-            take.append(across_window_at + k * len(across_window) + q)
+            across_window_cells[k, q] = add(SPECS[i], ALL, window)
+
+    def table(cells: dict, shape: tuple[int, ...]) -> np.ndarray:
+        out = np.full(shape, len(signals), dtype=np.int64)
+        for where, column in cells.items():
+            out[where] = column
+        return out
+
     return Plan(
         tuple(signals), window_specs, level_specs, across_window, across_level,
-        np.asarray(take, dtype=np.int64), tuple(windows),
+        table(window_cells, (_N, len(windows), len(window_specs))),
+        table(level_cells, (_N, len(level_specs))),
+        table(across_window_cells, (len(windows), len(across_window))),
+        table(across_level_cells, (len(across_level),)),
+        np.asarray(absent), tuple(windows),
     )
 
 
@@ -643,47 +718,68 @@ class FeatureMatrix:
         return keys.hstack(values)
 
 
-def _grid(arrays: SnapshotArrays, rows: np.ndarray, users: np.ndarray, n_users: int,
-          windows: tuple[int, ...]) -> Grid:
-    window_index = {w: k for k, w in enumerate(windows)}
-    try:
-        k = np.array([window_index[w] for w in arrays.window_days[rows]], dtype=np.int64)
-    except KeyError as error:
-        raise ValueError(
-            f"snapshot window {error.args[0]} is not a model window; expected one of {windows}"
-        ) from None
+def _grid(arrays: SnapshotArrays, rows: np.ndarray, users: np.ndarray, windows_k: np.ndarray,
+          n_users: int, windows: tuple[int, ...]) -> Grid:
     n = arrays.network[rows]
     values = np.full((n_users, _N, len(windows), len(SIGNAL_COLUMNS)), np.nan)
-    values[users, n, k] = arrays.values[rows]
+    values[users, n, windows_k] = arrays.values[rows]
     linked = np.zeros((n_users, _N), dtype=bool)
     linked[users, n] = True
     return Grid(values, linked, windows)
 
 
-def _network_block(grid: Grid, specs: tuple[int, ...]) -> np.ndarray:
-    """(U, N, K, Q): gathered specs by one fancy index each, then the computed ones."""
-    logs = [SPECS[i].compute.column for i in specs if isinstance(SPECS[i].compute, Gather) and SPECS[i].compute.log]
-    raws = [SPECS[i].compute.column for i in specs if isinstance(SPECS[i].compute, Gather) and not SPECS[i].compute.log]
-    computed = [SPECS[i].compute(grid) for i in specs if not isinstance(SPECS[i].compute, Gather)]
-    parts = [grid.logs[..., [_S[c] for c in logs]], grid.values[..., [_S[c] for c in raws]]]
+def _window_index(arrays: SnapshotArrays, windows: tuple[int, ...]) -> np.ndarray:
+    lookup = np.full(max(max(windows), int(arrays.window_days.max(initial=0))) + 1, -1)
+    lookup[list(windows)] = np.arange(len(windows))
+    k = lookup[arrays.window_days]
+    if (k < 0).any():
+        bad = int(arrays.window_days[k < 0][0])
+        raise ValueError(f"snapshot window {bad} is not a model window; expected one of {windows}")
+    return k
+
+
+@lru_cache(maxsize=16)
+def _gathers(specs: tuple[int, ...]) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """Signal indices gathered as logs, as they are, and the specs computed one by one."""
+    def of(log: bool) -> list[int]:
+        return [_S[SPECS[i].compute.column] for i in specs
+                if isinstance(SPECS[i].compute, Gather) and SPECS[i].compute.log == log]
+    return of(True), of(False), tuple(i for i in specs if not isinstance(SPECS[i].compute, Gather))
+
+
+def _network_block(rows: Rows, specs: tuple[int, ...]) -> np.ndarray:
+    """(R, Q): gathered specs by one fancy index each, then the computed ones."""
+    logs, raws, computed_specs = _gathers(specs)
+    computed = [SPECS[i].compute(rows) for i in computed_specs]
+    parts = [log1p(rows.values[:, logs]), rows.values[:, raws]]
     if computed:
         parts.append(np.stack(computed, axis=-1))
     return np.concatenate(parts, axis=-1)
 
 
-def _compute_block(grid: Grid, p: Plan) -> np.ndarray:
-    """Every spec once over the grid, then one gather into catalog order: (U, signals)."""
-    u = grid.values.shape[0]
-    flat = [
-        _network_block(grid, p.window_specs).reshape(u, -1),
-        np.fmax.reduce(_network_block(grid, p.level_specs), axis=2).reshape(u, -1),
-        np.stack([SPECS[i].compute(grid) for i in p.across_window_specs], axis=-1).reshape(u, -1),
-        np.stack([SPECS[i].compute(grid) for i in p.across_level_specs], axis=-1).reshape(u, -1),
-    ]
-    return np.concatenate(flat, axis=1)[:, p.take]
+def _compute_into(out: np.ndarray, arrays: SnapshotArrays, rows: np.ndarray, users: np.ndarray,
+                  k: np.ndarray, p: Plan) -> None:
+    """Features of one block of users into out (its rows, plus a last scratch column for the
+    values of specs that do not apply to a network)."""
+    n_users = out.shape[0]
+    n = arrays.network[rows]
+    long = Rows(arrays.values[rows], n, arrays.window_days[rows])
+    out[users[:, None], p.window_columns[n, k]] = _network_block(long, p.window_specs)
+    longest = k == len(p.windows) - 1
+    levels = Rows(long.values[longest], n[longest], long.window_days[longest])
+    out[users[longest][:, None], p.level_columns[n[longest]]] = _network_block(levels, p.level_specs)
+    grid = _grid(arrays, rows, users, k, n_users, p.windows)
+    across = np.stack([SPECS[i].compute(grid) for i in p.across_window_specs], axis=-1)
+    out[:, p.across_window_columns.ravel()] = across.reshape(n_users, -1)
+    out[:, p.across_level_columns] = np.stack(
+        [SPECS[i].compute(grid) for i in p.across_level_specs], axis=-1
+    )
 
 
 def _user_index(arrays: SnapshotArrays) -> tuple[np.ndarray, list[tuple[str, date | None]]]:
+    """Each row's (user_id, as_of) as 0.. in first-seen order, and those keys."""
+    if arrays.key_index is not None:
+        return arrays.key_index, arrays.keys
     index: dict[tuple[str, date | None], int] = {}
     users = np.fromiter(
         (index.setdefault(key, len(index)) for key in zip(arrays.user_id, arrays.as_of)),
@@ -701,22 +797,18 @@ def featurize_matrix(
     arrays = snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
     p = plan(tuple(windows))
     users, keys = _user_index(arrays)
+    k = _window_index(arrays, p.windows)
     _check_unique_cells(arrays, users)
-    blocks = []
+    values = np.empty((len(keys), len(p.signals) + 1))
+    values[:] = np.append(p.absent, np.nan)
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(0, len(keys) + CHUNK_USERS, CHUNK_USERS))
-    for start_user, (lo, hi) in zip(
-        range(0, len(keys), CHUNK_USERS), zip(bounds[:-1], bounds[1:])
-    ):
+    for start, (lo, hi) in zip(range(0, len(keys), CHUNK_USERS), zip(bounds[:-1], bounds[1:])):
         rows = order[lo:hi]
-        n_users = min(CHUNK_USERS, len(keys) - start_user)
-        grid = _grid(arrays, rows, users[rows] - start_user, n_users, p.windows)
+        block = values[start : start + CHUNK_USERS]
         with np.errstate(invalid="ignore", divide="ignore"):
-            blocks.append(_compute_block(grid, p))
-    values = np.vstack(blocks) if blocks else np.empty((0, len(p.signals)))
-    return FeatureMatrix(
-        [k[0] for k in keys], [k[1] for k in keys], values, p.names
-    )
+            _compute_into(block, arrays, rows, users[rows] - start, k[rows], p)
+    return FeatureMatrix([u for u, _ in keys], [a for _, a in keys], values[:, :-1], p.names)
 
 
 def _check_unique_cells(arrays: SnapshotArrays, users: np.ndarray) -> None:

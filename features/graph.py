@@ -31,13 +31,10 @@ def transition_edges(edges: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
 
 def graph_nodes(edges: nw.LazyFrame, nodes: nw.LazyFrame) -> nw.LazyFrame:
     """Every node of every graph: the given ones and every edge end, with 1/N of its graph."""
+    sources = edges.select("graph", nw.col("src").alias("node")).unique(["graph", "node"])
+    targets = edges.select("graph", nw.col("dst").alias("node")).unique(["graph", "node"])
     ends = nw.concat(
-        [
-            nodes.select("graph", "node"),
-            edges.select("graph", nw.col("src").alias("node")),
-            edges.select("graph", nw.col("dst").alias("node")),
-        ],
-        how="vertical",
+        [nodes.select("graph", "node"), sources, targets], how="vertical"
     ).unique(["graph", "node"])
     sizes = ends.group_by("graph").agg(nw.len().cast(nw.Float64).alias("n_nodes"))
     return ends.join(sizes, on="graph").with_columns((1.0 / nw.col("n_nodes")).alias("inv_n"))
@@ -90,7 +87,7 @@ def weighted_pagerank(
 ) -> nw.LazyFrame:
     """PageRank of every node of every graph: (graph, node, rank, n_nodes).
 
-    edges: (graph, src, dst, weight>0), one row per distinct edge; nodes: (graph, node), nodes
+    edges: (graph, src, dst, weight>0), repeated edges add up; nodes: (graph, node), nodes
     that must be ranked even without edges (they keep the teleport share). Iterations run on a
     dense index of (graph, node), so each step joins and groups on one integer column.
     `materialize` must compute its frame (the engine's): each step reads the previous ranks

@@ -144,7 +144,7 @@ def _engagers() -> list[SnapshotSignal]:
         SnapshotSignal(
             "pagerank",
             Kind.LEVEL,
-            "weighted PageRank on this network's engagement graph (last max-window days), "
+            "weighted PageRank on this network's engagement graph (last 30 days by default), "
             "scaled so the mean node has 1",
         ),
         SnapshotSignal(
@@ -426,6 +426,9 @@ class SnapshotArrays:
     network: np.ndarray
     window_days: np.ndarray
     values: np.ndarray
+    key_index: np.ndarray | None = None
+    """Optional: each row's (user_id, as_of) numbered 0.. in first-seen order (`keys`)."""
+    keys: list[tuple[str, date | None]] | None = None
 
     def __len__(self) -> int:
         return len(self.user_id)
@@ -437,9 +440,15 @@ class SnapshotArrays:
         unknown = set(frame["network"].unique().to_list()) - set(NETWORKS)
         if unknown:
             raise ValueError(f"unknown network(s) {sorted(unknown)}; allowed: {', '.join(NETWORKS)}")
+        keys = frame.select("user_id", "as_of").unique(maintain_order=True).with_row_index("_key")
+        key_index = frame.select("user_id", "as_of").join(
+            keys, on=["user_id", "as_of"], how="left", nulls_equal=True, maintain_order="left"
+        )["_key"]
         return cls(
             user_id=frame["user_id"].to_list(),
             as_of=frame["as_of"].to_list(),
+            key_index=key_index.to_numpy().astype(np.int64),
+            keys=list(zip(keys["user_id"].to_list(), keys["as_of"].to_list())),
             network=frame["network"].replace_strict(NETWORK_INDEX, return_dtype=pl.Int64).to_numpy(),
             window_days=frame["window_days"].to_numpy().astype(np.int64),
             values=frame.select(

@@ -58,6 +58,7 @@ def snapshots_for_date(engine, root: Path, as_of: date, params: Params) -> pl.Da
         windows=p.windows,
         damping=p.pagerank_damping,
         iterations=p.pagerank_iterations,
+        pagerank_window_days=p.pagerank_window_days,
         profile_lookback_days=p.profile_lookback_days,
         materialize=engine.materialize,
     )

@@ -49,7 +49,9 @@ class FeaturesParams(_Section):
     as_of_step_days: int = Field(7, gt=0)
     n_as_of: int = Field(6, gt=0)
     pagerank_damping: float = Field(0.85, gt=0, lt=1)
-    pagerank_iterations: int = Field(20, gt=0)
+    pagerank_iterations: int = Field(10, gt=0)
+    pagerank_window_days: int = Field(30, gt=0, le=365)
+    """The engagement graph holds the reactions of the last this-many days."""
     profile_lookback_days: int = Field(3, gt=0)
     """A window's end/start followers come from the latest profile within this many days."""
     engine: Literal["polars", "spark"] = "polars"
