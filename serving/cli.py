@@ -137,7 +137,10 @@ def backfill_command(
     ] = None,
     bundle: Annotated[Path | None, typer.Option(help=_BUNDLE_HELP, exists=True, file_okay=False)] = None,
     store: Annotated[Path | None, typer.Option(help=_STORE_HELP)] = None,
-    points: Annotated[bool, typer.Option(help="Store per-network points (TreeSHAP).")] = True,
+    points: Annotated[
+        str, typer.Option(help="Days that get per-network points (TreeSHAP, the costly part): "
+                          "all, last or none.")
+    ] = "last",
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Score every day of [--from, --to] in order (each day smooths on the one before; each day is
@@ -154,13 +157,14 @@ def backfill_command(
         TimeRemainingColumn,
     )
 
-    from serving.daily import backfill, days_in, snapshot_builder
+    from serving.daily import PointsFor, backfill, days_in, snapshot_builder
 
     params, history, model, rule = _daily_context(params_file, store, bundle)
     end = last.date() if last else _last_data_day(params)
     start = first.date() if first else end - timedelta(days=params.score_daily.backfill_days - 1)
     try:
         days = days_in(start, end)
+        points = PointsFor(points)
     except ValueError as error:
         typer.echo(f"backfill: {error}", err=True)
         raise typer.Exit(2) from None

@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -141,6 +142,15 @@ def signal_fingerprints(snapshots: pl.DataFrame) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 # smoothing
 # --------------------------------------------------------------------------------------------
+
+
+PREVIOUS_SCHEMA = {"user_id": pl.String, "date": pl.Date, "score": pl.Float64,
+                   "signal_hash": pl.UInt64, "model_version": pl.String}
+
+
+def no_previous() -> pl.DataFrame:
+    """The `previous` of a first day: nobody has a published score yet."""
+    return pl.DataFrame(schema=PREVIOUS_SCHEMA)
 
 
 def publish(
@@ -293,7 +303,7 @@ def _timed(seconds: dict[str, float], name: str, started: float) -> float:
     return now
 
 
-def network_points(bundle: ModelBundle, features: pl.DataFrame) -> tuple[pl.Series, float | None]:
+def network_points(bundle: ModelBundle, features) -> tuple[pl.Series, float | None]:
     """Points of each row's score per bucket of `POINT_BUCKETS` (TreeSHAP, the same split as the
     service's explanations), as a struct column, and the model's baseline score."""
     from training.explain import contributions_to_points
@@ -321,11 +331,11 @@ def model_scores(
 ) -> ModelScores:
     """Featurize and score every user of a day's snapshots with one bundle (the batch path:
     vectorised, no HTTP); `points` adds the per-network points (TreeSHAP, the costly part)."""
-    from features.featurize import featurize
+    from features.featurize import featurize_matrix
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    features = featurize(snapshots, tuple(windows))
+    features = featurize_matrix(snapshots, tuple(windows))
     started = _timed(seconds, "featurize", started)
     scored = bundle.score(features)
     started = _timed(seconds, "score", started)
@@ -442,17 +452,30 @@ def days_in(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
+class PointsFor(StrEnum):
+    """Which days of a backfill get per-network points (TreeSHAP costs far more than scoring)."""
+
+    ALL = "all"
+    LAST = "last"
+    """Only the last day: the score lookup shows the latest day's points."""
+    NONE = "none"
+
+
 def backfill(
     days: Iterable[date],
     *,
+    points: PointsFor | str = PointsFor.LAST,
     on_day: Callable[[DayReport], None] | None = None,
     **score_day_kwargs,
 ) -> list[DayReport]:
     """Score every day in order: each day smooths on the one before, so the order matters; each
     day is its own transaction (a crash keeps the days already done)."""
+    points = PointsFor(points)
+    days = sorted(days)
     reports = []
-    for day in sorted(days):
-        report = score_day(day, **score_day_kwargs)
+    for day in days:
+        with_points = points is PointsFor.ALL or (points is PointsFor.LAST and day == days[-1])
+        report = score_day(day, points=with_points, **score_day_kwargs)
         reports.append(report)
         if on_day is not None:
             on_day(report)
@@ -478,9 +501,9 @@ def compare_models(
 ) -> dict:
     """Both models on the same snapshots (featurized once): the `compare_scores` report with the
     two versions."""
-    from features.featurize import featurize
+    from features.featurize import featurize_matrix
 
-    features = featurize(snapshots, tuple(windows))
+    features = featurize_matrix(snapshots, tuple(windows))
     report = compare_scores(champion.score(features), challenger.score(features), rule)
     as_of = snapshots["as_of"].drop_nulls().unique().to_list()
     return {

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import yaml
 from polars.testing import assert_frame_equal
-from servingkit import serving_bundle
 from typer.testing import CliRunner
 
 from influence.cli import app
 from serving.history import HistoryStore
+from serving.samples import stand_in_bundle
 from simulation.config import WorldConfig
 from simulation.world import write_world
 
@@ -35,7 +35,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     params["score_daily"]["compare_report"] = str(root / "reports" / "compare.json")
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     for seed in (0, 1):
-        serving_bundle(n=800, seed=seed, trees=20).save(root / f"bundle{seed}")
+        stand_in_bundle(n=800, seed=seed, trees=20).save(root / f"bundle{seed}")
     return {
         "params": root / "params.yaml",
         "store": root / "history" / "scores.duckdb",
@@ -66,7 +66,7 @@ def test_score_daily_backfill_and_compare_models(world: dict[str, Path]):
     assert_frame_equal(store.day(AS_OF).drop("written_at"), rows, check_exact=False, rel_tol=1e-9)
 
     filled = _invoke("backfill", *common, "--from", (AS_OF - timedelta(days=2)).isoformat(),
-                     "--to", (AS_OF - timedelta(days=1)).isoformat(), "--no-points")
+                     "--to", (AS_OF - timedelta(days=1)).isoformat(), "--points", "none")
     assert filled.exit_code == 0, filled.output
     assert store.days() == [AS_OF - timedelta(days=k) for k in (2, 1, 0)]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
-from servingkit import serving_bundle
 
 from features.snapshot import snapshots_to_frame
 from serving.daily import (
@@ -22,7 +21,7 @@ from serving.daily import (
     score_day,
 )
 from serving.history import POINT_BUCKETS, HistoryStore
-from serving.samples import random_snapshots
+from serving.samples import random_snapshots, stand_in_bundle
 from training.bundle import ModelBundle
 
 DAY = date(2026, 10, 1)
@@ -32,12 +31,12 @@ USERS = 300
 
 @pytest.fixture(scope="module")
 def champion() -> ModelBundle:
-    return serving_bundle(n=1500, seed=0, trees=30)
+    return stand_in_bundle(n=1500, seed=0, trees=30)
 
 
 @pytest.fixture(scope="module")
 def challenger() -> ModelBundle:
-    return serving_bundle(n=1500, seed=1, trees=30)
+    return stand_in_bundle(n=1500, seed=1, trees=30)
 
 
 @pytest.fixture(scope="module")
@@ -135,12 +134,14 @@ def test_backfill_scores_every_day_in_order(champion, snapshots, store):
     days = days_in(DAY, DAY + timedelta(days=2))
     reports = backfill(
         reversed(days), on_day=seen.append, build=constant(snapshots), bundle=champion, store=store,
-        rule=RULE, points=False,
+        rule=RULE, points="last",
     )
     assert [r.day for r in reports] == [r.day for r in seen] == days
     assert store.days() == days
     assert reports[1].changed == reports[2].changed == 0  # nothing changed: nothing published
-    assert store.day(DAY)["points"].struct.field("twitter").null_count() == USERS
+    # per-network points on the last day only (the lookup shows the latest day's)
+    assert store.day(DAY)["points"].struct.field("cross_network").null_count() == USERS
+    assert store.day(days[-1])["points"].struct.field("cross_network").null_count() == 0
     with pytest.raises(ValueError, match="before"):
         days_in(DAY, DAY - timedelta(days=1))
 

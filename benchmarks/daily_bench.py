@@ -1,0 +1,185 @@
+"""Daily scoring speed: users scored per second on the batch path, and the time of a full day.
+
+On the default world (`<work_dir>/raw`, written by simulate_bench; simulated here when missing),
+as of the day after its last day:
+
+- `batch`: the day's snapshots (built once, not timed here: the features benchmark measures
+  building) through `serving.daily.model_scores` and `history_rows`: featurize, the model's
+  score, fingerprints, smoothing on yesterday's scores and the published percentile, with
+  users/s per part and for the whole batch path (target: >= 50,000 users/s), without and with
+  the per-network points (TreeSHAP);
+- `day`: `influence score-daily` end to end twice (T-1, then T, which smooths on T-1): snapshots,
+  scoring, points, store write, with the seconds of each part.
+
+The model: $INFLUENCE_BUNDLE_DIR, else `models/influence-score`, else the registry's champion,
+else a stand-in of the train params' size (leaves, trees, no early stopping; `serving.samples`):
+its predict cost is an upper bound of the real model's.
+Everything runs in a subprocess, so a failure (e.g. out of memory) is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TARGET_USERS_PER_S = 50_000
+
+
+def _log(message: str) -> None:
+    print(f"daily_bench: {message}", file=sys.stderr, flush=True)
+
+
+def _rate(users: int, seconds: float) -> int | None:
+    return round(users / seconds) if seconds > 0 else None
+
+
+def _bundle():
+    """(bundle, where it came from)."""
+    from training.bundle import ModelBundle
+
+    if os.environ.get("INFLUENCE_BUNDLE_DIR"):
+        return ModelBundle.load(os.environ["INFLUENCE_BUNDLE_DIR"]), "INFLUENCE_BUNDLE_DIR"
+    if (REPO / "models" / "influence-score" / "bundle.json").exists():
+        return ModelBundle.load(REPO / "models" / "influence-score"), "models/influence-score"
+    try:
+        from training.registry import load_champion
+
+        return load_champion(), "registry champion"
+    except Exception:  # noqa: BLE001 - no registry yet: the stand-in below
+        return _stand_in(), "stand-in (no trained model found)"
+
+
+def _stand_in():
+    """A bundle of the real model's size (every catalog column, train params' leaves and trees,
+    no early stopping) trained on random snapshots (`serving.samples`): not a good model."""
+    from influence.params import load_params
+    from serving.samples import stand_in_bundle
+
+    train = load_params(REPO / "params.yaml").train
+    return stand_in_bundle(n=5000, seed=0, trees=train.n_estimators, num_leaves=train.num_leaves,
+                           compact=False)
+
+
+def measure(raw: str) -> dict:
+    """Inside the subprocess."""
+    import resource
+
+    from features.engine import data_end, make_engine
+    from features.stage import snapshots_for_date
+    from influence.params import load_params
+    from serving.daily import (
+        PREVIOUS_SCHEMA,
+        SmoothingRule,
+        history_rows,
+        model_scores,
+        no_previous,
+        score_day,
+    )
+    from serving.history import HistoryStore
+
+    params = load_params(REPO / "params.yaml")
+    root = Path(raw)
+    as_of = data_end(root)
+    engine = make_engine(params.features.engine)
+
+    def build(day):
+        return snapshots_for_date(engine, root, day, params)
+
+    started = time.perf_counter()
+    yesterday_snapshots = build(as_of - timedelta(days=1))
+    build_seconds = time.perf_counter() - started
+    _log(f"snapshots built in {build_seconds:.1f} s")
+    snapshots = build(as_of)
+    started = time.perf_counter()
+    bundle, source = _bundle()
+    _log(f"model: {source} ({time.perf_counter() - started:.1f} s)")
+    rule = SmoothingRule.from_params(params.score_daily)
+    result: dict = {"as_of": as_of.isoformat(), "model": source, "model_version": bundle.version,
+                    "trees": bundle.booster.num_trees(), "features": len(bundle.feature_names)}
+
+    # batch path: yesterday's scores first (what today smooths on), then today's, timed
+    previous_scores = model_scores(bundle, yesterday_snapshots, points=False)
+    previous = history_rows(previous_scores, no_previous(), as_of - timedelta(days=1), rule,
+                            bundle.calibrator).select(list(PREVIOUS_SCHEMA))
+    model_scores(bundle, snapshots, points=False)  # warm-up (first predict, imports)
+    scores = model_scores(bundle, snapshots, points=False)
+    started = time.perf_counter()
+    rows = history_rows(scores, previous, as_of, rule, bundle.calibrator)
+    publish_seconds = time.perf_counter() - started
+    users = rows.height
+    s = scores.seconds
+    batch_seconds = s["featurize"] + s["score"] + s["fingerprint"] + publish_seconds
+    with_points = model_scores(bundle, snapshots, points=True)
+    _log("batch path measured")
+    result["batch"] = {
+        "users": users,
+        "seconds": {**s, "publish": round(publish_seconds, 4),
+                    "points": with_points.seconds["points"]},
+        "users_per_s": _rate(users, batch_seconds),
+        "users_per_s_featurize": _rate(users, s["featurize"]),
+        "users_per_s_model": _rate(users, s["score"]),
+        "users_per_s_score_and_publish": _rate(users, s["score"] + s["fingerprint"] + publish_seconds),
+        "users_per_s_with_points": _rate(users, batch_seconds + with_points.seconds["points"]),
+        "target_users_per_s": TARGET_USERS_PER_S,
+        "meets_target": (users / batch_seconds) >= TARGET_USERS_PER_S,
+        "changed_share": _changed_share(rows, previous),
+    }
+
+    # a full day, twice (the second smooths on the first), in a scratch store
+    with tempfile.TemporaryDirectory(prefix="daily-bench-") as tmp:
+        store = HistoryStore(Path(tmp) / "scores.duckdb")
+        days = {}
+        for day in (as_of - timedelta(days=1), as_of):
+            report = score_day(day, build=build, bundle=bundle, store=store, rule=rule,
+                               windows=params.features.windows)
+            days[day.isoformat()] = report.as_dict()
+        result["day"] = {"snapshot_build_seconds": round(build_seconds, 2), "runs": days,
+                         "day_seconds": days[as_of.isoformat()]["seconds"]["total"],
+                         "store_bytes_per_day": (Path(tmp) / "scores.duckdb").stat().st_size // 2}
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+def _changed_share(rows, previous) -> float:
+    """Share of users whose published score differs from yesterday's (new users count)."""
+    import polars as pl
+
+    joined = rows.join(previous.select("user_id", pl.col("score").alias("before")), on="user_id",
+                       how="left")
+    return round(float(((joined["score"] != joined["before"]).fill_null(True)).mean()), 4)
+
+
+def _ensure_world(work_dir: Path) -> Path:
+    raw = work_dir / "raw"
+    if not (raw / "interactions").is_dir():
+        influence = Path(sys.executable).parent / "influence"
+        subprocess.run([str(influence), "simulate", "--out", str(raw),
+                        "--truth-out", str(work_dir / "truth")], cwd=REPO, check=True)
+    return raw
+
+
+def run(work_dir: Path = Path("data/bench")) -> dict:
+    """Users scored per second (batch path) and a full day's time on the default world."""
+    raw = _ensure_world(Path(work_dir).resolve())
+    code = ("import json; from benchmarks.daily_bench import measure; "
+            f"print(json.dumps(measure({str(raw)!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=False, cwd=REPO)
+    for line in done.stderr.splitlines():
+        if line.startswith("daily_bench:"):
+            print(line, file=sys.stderr)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-3:]
+        return {"error": tail, "returncode": done.returncode}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("data/bench")), indent=2))
