@@ -17,7 +17,7 @@ UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup run pipeline test test-slow bench serve mlflow-ui lint clean
+.PHONY: help setup run pipeline test test-slow bench serve backfill mlflow-ui lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ test-slow: setup ## the slow tests too (full default world, real servers)
 
 serve: setup ## serve the registry's champion on http://127.0.0.1:3000 (POST /score, /score_batch)
 	$(BIN)/influence serve --port 3000
+
+backfill: pipeline ## score the last 30 days (score_daily.backfill_days) into the score history; fills only missing days
+	$(BIN)/influence backfill --skip-existing
 
 bench: setup ## speed and memory benchmarks; writes reports/bench.json
 	$(BIN)/python -m benchmarks.run

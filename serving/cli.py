@@ -141,6 +141,10 @@ def backfill_command(
         str, typer.Option(help="Days that get per-network points (TreeSHAP, the costly part): "
                           "all, last or none.")
     ] = "last",
+    skip_existing: Annotated[
+        bool, typer.Option(help="Skip days the store already has from the same model (a re-run "
+                           "only fills what is missing).")
+    ] = False,
     params_file: Annotated[Path, typer.Option("--params", help="Parameters file.")] = Path("params.yaml"),
 ) -> None:
     """Score every day of [--from, --to] in order (each day smooths on the one before; each day is
@@ -169,6 +173,13 @@ def backfill_command(
         typer.echo(f"backfill: {error}", err=True)
         raise typer.Exit(2) from None
     console = Console(stderr=True)
+    if skip_existing:
+        done = set(history.days(model.version))
+        days = [d for d in days if d not in done]
+        if not days:
+            console.print(f"backfill: {start}..{end} already in {history.path} "
+                          f"(model {model.version})")
+            return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console) as progress:
@@ -180,7 +191,7 @@ def backfill_command(
         reports = backfill(days, on_day=on_day, build=snapshot_builder(params), bundle=model,
                            store=history, rule=rule, windows=params.features.windows, points=points)
     total = sum(r.seconds["total"] for r in reports)
-    console.print(f"{len(reports)} days ({start}..{end}) written to {history.path} in {total:.1f} s "
+    console.print(f"{len(reports)} days of {start}..{end} written to {history.path} in {total:.1f} s "
                   f"with model {model.version}")
 
 

@@ -252,8 +252,11 @@ class HistoryStore:
         frame = self._read("SELECT * FROM runs ORDER BY date")
         return frame if frame is not None else pl.DataFrame()
 
-    def days(self) -> list[date]:
+    def days(self, model_version: str | None = None) -> list[date]:
+        """Days written (by `model_version` only, when given)."""
         runs = self.runs()
+        if runs.height and model_version is not None:
+            runs = runs.filter(pl.col("model_version") == model_version)
         return runs["date"].to_list() if runs.height else []
 
 

@@ -69,6 +69,11 @@ def test_score_daily_backfill_and_compare_models(world: dict[str, Path]):
                      "--to", (AS_OF - timedelta(days=1)).isoformat(), "--points", "none")
     assert filled.exit_code == 0, filled.output
     assert store.days() == [AS_OF - timedelta(days=k) for k in (2, 1, 0)]
+    written_at = store.runs()["written_at"].to_list()
+    skipped = _invoke("backfill", *common, "--from", (AS_OF - timedelta(days=2)).isoformat(),
+                      "--skip-existing")
+    assert skipped.exit_code == 0 and "already in" in skipped.output
+    assert store.runs()["written_at"].to_list() == written_at
 
     compared = _invoke("compare-models", "--params", world["params"],
                        "--champion", world["champion"], "--challenger", world["challenger"])
