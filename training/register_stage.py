@@ -120,6 +120,10 @@ def register(
         inputs.bundle, inputs.metrics, inputs.reference, rules, settings,
         champion_metrics, test_data,
     )
+    import os
+
+    from training.tracking import dvc_tags
+
     run = log_training_run(inputs, settings)
     client = registry._client(settings)
     version = str(
@@ -128,7 +132,8 @@ def register(
             run.model_uri,
             run.run_id,
             tags={"bundle_version": inputs.bundle.version,
-                  "reference_fingerprint": inputs.bundle.reference_fingerprint},
+                  "reference_fingerprint": inputs.bundle.reference_fingerprint,
+                  **dvc_tags(os.environ)},
         ).version
     )
     previous = registry.version_by_alias(client, registry.CHAMPION)

@@ -194,6 +194,14 @@ def run_tags(git: GitState, data_digest: str, extra: Mapping[str, str] | None = 
     }
 
 
+def dvc_tags(environ: Mapping[str, str]) -> dict[str, str]:
+    """Which DVC experiment (and baseline commit) produced the run, when run by `dvc exp run`:
+    DVC sets these variables for the stage commands of an experiment."""
+    names = {"DVC_EXP_NAME": "dvc_experiment", "DVC_EXP_BASELINE_REV": "dvc_baseline_rev",
+             "DVC_STAGE": "dvc_stage"}
+    return {tag: environ[var] for var, tag in names.items() if environ.get(var)}
+
+
 def model_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The numeric metrics of an evaluation, as floats (MLflow rejects anything else)."""
     return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
@@ -446,9 +454,15 @@ def log_training_run(inputs: RunInputs, settings: TrackingSettings | None = None
     experiment_id = use_experiment(settings)
     bundle = inputs.bundle
     digest = data_fingerprint(inputs.data_paths)
-    tags = run_tags(git_state(), digest, {"bundle_version": bundle.version, "kind": "model"})
+    import os
+
+    experiment = dvc_tags(os.environ)
+    tags = run_tags(
+        git_state(), digest, {"bundle_version": bundle.version, "kind": "model", **experiment}
+    )
     metrics = model_metrics(inputs.metrics)
-    with mlflow.start_run(run_name=inputs.run_name or f"lightgbm {bundle.version}") as run:
+    run_name = inputs.run_name or experiment.get("dvc_experiment") or f"lightgbm {bundle.version}"
+    with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(tags)
         mlflow.log_params(flatten_params(inputs.params))
         mlflow.log_params(

@@ -12,6 +12,7 @@ from training.tracking import (
     TrackingSettings,
     baseline_metrics,
     data_fingerprint,
+    dvc_tags,
     flatten_params,
     git_state,
     sqlite_artifact_root,
@@ -84,3 +85,9 @@ def test_baseline_metrics_share_the_model_metric_names():
     assert baseline_metrics(metrics) == {"baseline_linear": {"spearman_outcome": 0.6},
                                          "baseline_followers": {"ndcg_100": 0.3}}
     assert unprefixed_metrics(metrics) == {"spearman_outcome": 0.8, "score_mean": 40.0}
+
+
+def test_dvc_experiment_is_recorded_when_present():
+    env = {"DVC_EXP_NAME": "roily-friz", "DVC_EXP_BASELINE_REV": "abc123", "HOME": "/root"}
+    assert dvc_tags(env) == {"dvc_experiment": "roily-friz", "dvc_baseline_rev": "abc123"}
+    assert dvc_tags({}) == {}
