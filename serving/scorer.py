@@ -14,7 +14,7 @@ missing user ids distinct keys), so results are matched to snapshots by position
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -121,8 +121,14 @@ def model_windows(bundle: ModelBundle) -> tuple[int, ...]:
     return windows or DEFAULT_WINDOWS
 
 
+SERVING_THREADS = 1
+"""LightGBM threads per request: a request is one row (or a few hundred); OpenMP's start-up and
+spin-waits cost more than a second core saves, and on a busy machine they stall the server."""
+
+
 def load_scorer(settings: ServingSettings) -> Scorer:
     bundle = load_bundle(settings)
+    bundle = replace(bundle, metadata={**bundle.metadata, "num_threads": SERVING_THREADS})
     windows = model_windows(bundle)
     missing = set(bundle.feature_names) - set(feature_names(windows))
     if missing:

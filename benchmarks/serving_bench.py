@@ -1,0 +1,281 @@
+"""Serving speed and memory, measured in one run against a floor.
+
+The floor is a bare BentoML endpoint on the same machine that echoes its JSON input
+(`benchmarks/echo_service.py`). Both it and the influence service run as real `bentoml serve`
+processes on loopback ports; one client sends sequential requests (keep-alive), the same
+payloads to both. Targets (issue 5, section 6):
+
+- `/score` without explanation: p50 at most 1.5x the floor's p50, p99 under 15 ms;
+- `/score` with explanation and tips: p50 under 15 ms;
+- `/score_batch` of 1,000 snapshots without explanations: under 150 ms;
+- the service's RSS after 10,000 requests: no growth past warm-up.
+
+Recorded: p50, p99, throughput (sequential requests per second) for each, every latency also as
+a ratio to the floor's p50, the service's RSS every 1,000 requests, and an in-process breakdown
+of one request (validation, snapshot arrays, featurize, model, explanation) that says where the
+time above the floor goes.
+
+Payloads: random multi-network snapshots (`serving.samples`) and, when `../shared` is there, the
+real Twitter accounts of the PeerIndex sample. The model: $INFLUENCE_BUNDLE_DIR, else
+`models/influence-score` (the pipeline's), else the registry's champion, else a stand-in of the
+trained model's size (every catalog column, `train.n_estimators` trees of `train.num_leaves`
+leaves) trained here on random snapshots.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+SERVICE = "serving.service:InfluenceService"
+ECHO = "benchmarks.echo_service:Echo"
+TARGETS = {
+    "score_p50_vs_floor_max": 1.5,
+    "score_p99_ms_max": 15.0,
+    "score_explain_p50_ms_max": 15.0,
+    "batch_1000_ms_max": 150.0,
+}
+WARMUP = 300
+N_SCORE = 2_000
+N_EXPLAIN = 500
+N_BATCH = 15
+TOTAL_REQUESTS = 10_000
+RSS_EVERY = 1_000
+
+
+def _log(message: str) -> None:
+    print(f"serving_bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- the model and the payloads --------------------------------------------------------------
+
+
+def _bundle_dir(work_dir: Path) -> tuple[Path, str]:
+    """(folder of the bundle to serve, where it came from)."""
+    if os.environ.get("INFLUENCE_BUNDLE_DIR"):
+        return Path(os.environ["INFLUENCE_BUNDLE_DIR"]), "INFLUENCE_BUNDLE_DIR"
+    pipeline = REPO / "models" / "influence-score"
+    if (pipeline / "bundle.json").exists():
+        return pipeline, "models/influence-score"
+    target = work_dir / "serving_bundle"
+    try:
+        from training.registry import load_champion
+
+        load_champion().save(target)
+        return target, "registry champion"
+    except Exception:  # noqa: BLE001 - no registry or no champion: the stand-in below
+        pass
+    from influence.params import load_params
+    from serving.samples import stand_in_bundle
+
+    train = load_params(REPO / "params.yaml").train
+    _log(f"no trained model found: training a stand-in ({train.n_estimators} trees)")
+    bundle = stand_in_bundle(n=5000, trees=train.n_estimators, num_leaves=train.num_leaves,
+                             compact=False)
+    bundle.save(target)
+    return target, "stand-in of the trained model's size (no trained model found)"
+
+
+def payloads(n: int = 500) -> list[dict[str, Any]]:
+    """Snapshot dicts: real Twitter accounts when the shared sample is there, random
+    multi-network users otherwise (and to fill up)."""
+    from serving.samples import random_snapshot_dicts
+
+    real: list[dict[str, Any]] = []
+    csv = REPO.parent / "shared" / "data" / "twitter_profiles_peerindex.csv"
+    if csv.exists():
+        from serving.peerindex import load_snapshots
+
+        real = [s.model_dump(mode="json", exclude_none=True) for s in load_snapshots(csv)]
+    half = real[: n // 2]
+    return half + random_snapshot_dicts(n - len(half), seed=7)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def _summary(seconds: Sequence[float], floor_p50: float | None = None) -> dict[str, Any]:
+    ms = np.asarray(seconds) * 1e3
+    out = {
+        "n": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        "mean_ms": round(float(ms.mean()), 3),
+        "throughput_per_s": round(1e3 / float(ms.mean()), 1),
+    }
+    if floor_p50:
+        out["p50_vs_floor"] = round(out["p50_ms"] / floor_p50, 3)
+        out["p99_vs_floor_p50"] = round(out["p99_ms"] / floor_p50, 3)
+    return out
+
+
+def _timed(send: Callable[[int], httpx.Response], n: int) -> list[float]:
+    seconds = []
+    for i in range(n):
+        started = time.perf_counter()
+        response = send(i)
+        seconds.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.request.url}: {response.status_code} {response.text[:300]}")
+    return seconds
+
+
+def rss_mb(pid: int) -> dict[str, float]:
+    """RSS of a server process and of its largest child (the worker that serves)."""
+    process = psutil.Process(pid)
+    children = process.children(recursive=True)
+    worker = max((c.memory_info().rss for c in children), default=0)
+    total = process.memory_info().rss + sum(c.memory_info().rss for c in children)
+    return {"worker_mb": round(worker / 2**20, 1), "total_mb": round(total / 2**20, 1)}
+
+
+def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], n: int = 300) -> dict:
+    """Median milliseconds of each step of one /score request, in this process."""
+    from features.featurize import featurize_matrix
+    from features.snapshot import SignalSnapshot, snapshots_to_arrays
+    from serving.contracts import ScoreRequest
+    from serving.scorer import Scorer, model_windows
+    from training.bundle import ModelBundle
+
+    bundle = ModelBundle.load(bundle_dir)
+    scorer = Scorer(bundle, model_windows(bundle))
+    body = {"snapshot": snapshot, "explain": False}
+    parsed = [SignalSnapshot.model_validate(snapshot)]
+    arrays = snapshots_to_arrays(parsed, scorer.windows)
+    matrix = featurize_matrix(arrays, scorer.windows)
+    steps: dict[str, Callable[[], Any]] = {
+        "validate_request": lambda: ScoreRequest.model_validate(body),
+        "snapshot_arrays": lambda: snapshots_to_arrays(parsed, scorer.windows),
+        "featurize_matrix": lambda: featurize_matrix(arrays, scorer.windows),
+        "model_score": lambda: bundle.score(matrix),
+        "scorer_total_no_explain": lambda: scorer.score(parsed, explain=False),
+        "model_explain_treeshap": lambda: bundle.explain(matrix),
+        "scorer_total_explain_tips": lambda: scorer.score(parsed, explain=True),
+    }
+    out = {}
+    for name, step in steps.items():
+        times = []
+        for _ in range(n if "explain" not in name else n // 5):
+            started = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - started)
+        out[f"{name}_ms"] = round(statistics.median(times) * 1e3, 3)
+    out["features"] = len(bundle.feature_names)
+    out["trees"] = bundle.booster.num_trees()
+    return out
+
+
+def measure(bundle_dir: Path, logs: Path) -> dict[str, Any]:
+    from serving.launch import running_server
+
+    bodies = payloads()
+    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "INFLUENCE_API_KEY": "",
+           "BENTOML_HOME": str(logs / "bentoml")}
+    result: dict[str, Any] = {}
+    with running_server(ECHO, logs / "echo.log", env=env, cwd=REPO) as echo, \
+            running_server(SERVICE, logs / "service.log", env=env, cwd=REPO) as service:
+        with httpx.Client(base_url=echo.url, timeout=60) as floor_client, \
+                httpx.Client(base_url=service.url, timeout=60) as client:
+
+            def body(i: int, explain: bool) -> dict[str, Any]:
+                return {"snapshot": bodies[i % len(bodies)], "explain": explain}
+
+            def echo_send(i: int) -> httpx.Response:
+                return floor_client.post("/echo", json=body(i, False))
+
+            def score(i: int) -> httpx.Response:
+                return client.post("/score", json=body(i, False))
+
+            def explained(i: int) -> httpx.Response:
+                return client.post("/score", json=body(i, True))
+
+            batch = {"snapshots": (bodies * 3)[:1000], "explain": False}
+
+            def batch_send(i: int) -> httpx.Response:
+                return client.post("/score_batch", json=batch)
+
+            _log("warming up")
+            _timed(echo_send, WARMUP)
+            _timed(score, WARMUP)
+            _timed(explained, 30)
+            _timed(batch_send, 2)
+            sent = WARMUP + 30 + 2
+            rss = [{"requests": sent, **rss_mb(service.pid)}]
+
+            _log("floor and /score, interleaved in blocks")
+            floor_s, score_s = [], []
+            for block in range(N_SCORE // 200):
+                floor_s += _timed(echo_send, 200)
+                score_s += _timed(lambda i, b=block: score(b * 200 + i), 200)
+            sent += N_SCORE
+            floor = _summary(floor_s)
+            result["floor_echo"] = floor
+            result["score"] = _summary(score_s, floor["p50_ms"])
+
+            _log("/score with explanation and tips")
+            result["score_explain"] = _summary(_timed(explained, N_EXPLAIN), floor["p50_ms"])
+            sent += N_EXPLAIN
+            _log("/score_batch of 1,000")
+            batches = _summary(_timed(batch_send, N_BATCH), floor["p50_ms"])
+            batches["snapshots_per_s"] = round(1000 * batches.pop("throughput_per_s"), 1)
+            result["batch_1000"] = batches
+            sent += N_BATCH
+            rss.append({"requests": sent, **rss_mb(service.pid)})
+
+            _log(f"/score up to {TOTAL_REQUESTS:,} requests, RSS every {RSS_EVERY:,}")
+            while sent < TOTAL_REQUESTS:
+                checkpoint = min((sent // RSS_EVERY + 1) * RSS_EVERY, TOTAL_REQUESTS)
+                _timed(lambda i, s=sent: score(s + i), checkpoint - sent)
+                sent = checkpoint
+                rss.append({"requests": sent, **rss_mb(service.pid)})
+    warm = next(r for r in rss if r["requests"] >= RSS_EVERY)
+    result["memory"] = {
+        "samples": rss,
+        "worker_mb_after_warmup": warm["worker_mb"],
+        "worker_mb_after_10000": rss[-1]["worker_mb"],
+        "worker_growth_mb": round(rss[-1]["worker_mb"] - warm["worker_mb"], 1),
+    }
+    return result
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, bool]:
+    return {
+        "score_p50_within_1.5x_floor": result["score"]["p50_vs_floor"] <= TARGETS["score_p50_vs_floor_max"],
+        "score_p99_under_15ms": result["score"]["p99_ms"] < TARGETS["score_p99_ms_max"],
+        "score_explain_p50_under_15ms": result["score_explain"]["p50_ms"] < TARGETS["score_explain_p50_ms_max"],
+        "batch_1000_under_150ms": result["batch_1000"]["p50_ms"] < TARGETS["batch_1000_ms_max"],
+        "no_memory_growth_past_warmup": result["memory"]["worker_growth_mb"] <= 5.0,
+    }
+
+
+def run(work_dir: Path = Path("data/bench")) -> dict:
+    """Serve the model and the echo floor on loopback; measure; stop both."""
+    work_dir = Path(work_dir).resolve()
+    logs = work_dir / "serving_bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    bundle_dir, source = _bundle_dir(work_dir)
+    _log(f"model: {source} ({bundle_dir})")
+    bodies = payloads()
+    result: dict[str, Any] = {"model": source, "targets": TARGETS, "cpus": os.cpu_count(),
+                              "load_average_before": [round(x, 2) for x in os.getloadavg()]}
+    result["in_process"] = in_process_breakdown(bundle_dir, bodies[len(bodies) // 2])
+    result.update(measure(bundle_dir, logs))
+    result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    result["verdicts"] = verdicts(result)
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))
