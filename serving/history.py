@@ -46,11 +46,13 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from influence.vocabulary import NETWORKS
-from training.explain import CROSS_NETWORK, NOT_LINKED
 
 STORE_ENV = "INFLUENCE_HISTORY_STORE"
 """Overrides `score_daily.store` (the service and the CLI read it)."""
 
+CROSS_NETWORK, NOT_LINKED = "cross_network", "not_linked"
+"""`training.explain`'s bucket names, spelled here so that reading the history does not import
+the training stack (scipy); a test checks they agree."""
 POINT_BUCKETS: tuple[str, ...] = (*NETWORKS, CROSS_NETWORK, NOT_LINKED)
 """Per-network points of a score (`training.explain`): each network, the cross-network signals,
 and what unlinked networks' missing values do; they add up to the score minus the baseline."""

@@ -7,7 +7,6 @@ from datetime import date, datetime
 
 import polars as pl
 
-from features.snapshot import SNAPSHOT_DTYPES
 from serving.history import HISTORY_SCHEMA, POINTS_DTYPE
 
 WRITTEN_AT = datetime(2026, 11, 2, 6, 0)
@@ -36,6 +35,8 @@ def history_rows(day: date, scores: Mapping[str, float], model_version: str = "1
 
 def snapshot_rows(user_id: str, as_of: date, **signals: float | None) -> pl.DataFrame:
     """A Twitter snapshot of one user: windows 7/30/90, the given signals in each, others null."""
+    from features.snapshot import SNAPSHOT_DTYPES  # pandera: slow to import, not for the writer
+
     rows = [
         {"user_id": user_id, "as_of": as_of, "network": "twitter", "window_days": w, **signals}
         for w in (7, 30, 90)

@@ -126,13 +126,13 @@ _WRITER = textwrap.dedent(
 
     store = HistoryStore(Path({path!r}))
     day = date.fromisoformat({day!r})
-    rows = history_rows(day, {{f"u{{i:05d}}": 77.0 for i in range(20_000)}}, model_version="2")
+    rows = history_rows(day, {{f"u{{i:05d}}": 77.0 for i in range(8_000)}}, model_version="2")
 
     def stall(written, total):
         Path({marker!r}).write_text(f"{{written}}/{{total}}")
         time.sleep(600)  # killed here, mid-transaction, with rows already inserted
 
-    store.replace_day(rows, DayRun(day, "2"), chunk_rows=5_000, on_chunk=stall)
+    store.replace_day(rows, DayRun(day, "2"), chunk_rows=2_000, on_chunk=stall)
     """
 )
 
@@ -159,7 +159,7 @@ def test_a_run_killed_mid_write_leaves_the_store_readable_and_unchanged(
             assert writer.poll() is None, "the writer ended before the kill"
             assert time.monotonic() < deadline, "the writer never reached its first chunk"
             time.sleep(0.05)
-        assert marker.read_text() == "5000/20000"
+        assert marker.read_text() == "2000/8000"
         os.kill(writer.pid, signal.SIGKILL)
     finally:
         writer.wait(timeout=30)
@@ -197,3 +197,10 @@ def test_a_reader_waits_for_a_short_write_and_gives_up_on_a_long_one(store: Hist
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_the_point_buckets_are_those_of_the_explanations():
+    from serving import history
+    from training import explain
+
+    assert (history.CROSS_NETWORK, history.NOT_LINKED) == (explain.CROSS_NETWORK, explain.NOT_LINKED)
