@@ -95,14 +95,21 @@ def measure_featurize() -> dict:
     from features.snapshot import SignalSnapshot, snapshots_to_arrays
 
     example = {
-        "user_id": "alice", "as_of": "2026-11-25",
+        "user_id": "alice",
+        "as_of": "2026-11-25",
         "networks": {
             "twitter": {
-                "window_days": 30, "followers": 1200, "following": 300, "lists": 12,
-                "account_age_days": 400, "posts": 90, "posts_with_media": 20,
+                "window_days": 30,
+                "followers": 1200,
+                "following": 300,
+                "lists": 12,
+                "account_age_days": 400,
+                "posts": 90,
+                "posts_with_media": 20,
                 "received": {"like": 800, "retweet": 120, "reply": 40, "mention": 60},
                 "sent": {"retweet": 10, "reply": 30, "mention": 20},
-                "unique_engagers": 350, "engager_influence": 42.5,
+                "unique_engagers": 350,
+                "engager_influence": 42.5,
             },
             "linkedin": {"window_days": 30, "followers": 500, "received": {"recommendation": 3}},
         },
@@ -131,8 +138,9 @@ def _in_subprocess(function: str, *args) -> dict:
         "import json; from benchmarks.features_bench import " + function + "; "
         f"print(json.dumps({function}(*{args!r})))"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=False, cwd=REPO)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO
+    )
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -197,9 +205,12 @@ def run(raw_dir: Path | None = None, work_dir: Path = Path("data/bench"), repeat
 def _world_users(raw: Path) -> int:
     import polars as pl
 
-    return pl.scan_parquet(raw / "accounts" / "part-0.parquet").select(
-        pl.col("user_id").n_unique()
-    ).collect().item()
+    return (
+        pl.scan_parquet(raw / "accounts" / "part-0.parquet")
+        .select(pl.col("user_id").n_unique())
+        .collect()
+        .item()
+    )
 
 
 if __name__ == "__main__":

@@ -226,9 +226,9 @@ def with_selectivity(interactions: nw.LazyFrame) -> nw.LazyFrame:
 
 def reaction_days(interactions: nw.LazyFrame) -> nw.LazyFrame:
     """Distinct (user_id, network, date) on which the user reacted to someone."""
-    return interactions.select(
-        nw.col("actor_id").alias("user_id"), "network", "date"
-    ).unique(["user_id", "network", "date"])
+    return interactions.select(nw.col("actor_id").alias("user_id"), "network", "date").unique(
+        ["user_id", "network", "date"]
+    )
 
 
 def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
@@ -284,7 +284,11 @@ def engager_pairs(interactions: nw.LazyFrame, as_of: date, graph_days: int) -> n
     ]
     return (
         interactions.select(
-            "network", "target_id", "actor_id", "date", *per_family_dates,
+            "network",
+            "target_id",
+            "actor_id",
+            "date",
+            *per_family_dates,
             in_window(graph_days, as_of).cast(nw.Float64).alias("graph_reactions"),
         )
         .group_by("network", "target_id", "actor_id")
@@ -331,7 +335,9 @@ def unique_engagers(pairs, influence, windows, as_of) -> nw.LazyFrame:
                 for w in windows
             ),
             *(
-                nw.when(in_window(w, as_of, family_date(name))).then(1.0).otherwise(0.0)
+                nw.when(in_window(w, as_of, family_date(name)))
+                .then(1.0)
+                .otherwise(0.0)
                 .alias(suffix(f"u_{name}", w))
                 for name in FAMILY_CODE
                 for w in windows
@@ -349,7 +355,9 @@ def unique_engagers(pairs, influence, windows, as_of) -> nw.LazyFrame:
                 for w in windows
             ),
             *(
-                _mean_or_null(suffix("pct", w), suffix("u", w)).alias(suffix("engager_influence", w))
+                _mean_or_null(suffix("pct", w), suffix("u", w)).alias(
+                    suffix("engager_influence", w)
+                )
                 for w in windows
             ),
             *(
@@ -375,7 +383,12 @@ def conversations_started(interactions: nw.LazyFrame, windows, as_of) -> nw.Lazy
         .agg(nw.col("date").max().alias("last_date"))
         .with_columns(windowed({"c": nw.lit(1.0)}, windows, as_of, "last_date"))
         .group_by("target_id", "network")
-        .agg([nw.col(suffix("c", w)).sum().alias(suffix("conversations_started", w)) for w in windows])
+        .agg(
+            [
+                nw.col(suffix("c", w)).sum().alias(suffix("conversations_started", w))
+                for w in windows
+            ]
+        )
         .rename({"target_id": "user_id"})
     )
 
@@ -428,7 +441,10 @@ def audience(profiles: nw.LazyFrame, windows, as_of, lookback: int) -> nw.LazyFr
         "followers",
         "following",
         "lists",
-        *((nw.col("followers") - nw.col(suffix("start", w))).alias(suffix("follower_growth", w)) for w in windows),
+        *(
+            (nw.col("followers") - nw.col(suffix("start", w))).alias(suffix("follower_growth", w))
+            for w in windows
+        ),
     )
 
 
@@ -477,7 +493,9 @@ def engagement_ranks(pairs, accounts, damping, iterations, materialize):
         ).alias("percentile"),
     )
     per_network = ranks.filter(nw.col("graph") != ALL_GRAPH).select(
-        nw.col("node").alias("user_id"), nw.col("graph").alias("network"), nw.col("scaled").alias("pagerank")
+        nw.col("node").alias("user_id"),
+        nw.col("graph").alias("network"),
+        nw.col("scaled").alias("pagerank"),
     )
     cross_rank = cross.select(
         nw.col("node").alias("user_id"), nw.col("scaled").alias("cross_network_pagerank")
@@ -538,7 +556,9 @@ def _signal_in_window(name: str, window: int, columns: set[str]) -> nw.Expr:
     column = nw.col(suffix(name, window))
     if name.startswith(("received_", "sent_")):
         action = name.split("_", 1)[1]
-        on_network = nw.col("network").is_in([NETWORK_CODE[n] for n in NETWORKS_WITH_ACTION[action]])
+        on_network = nw.col("network").is_in(
+            [NETWORK_CODE[n] for n in NETWORKS_WITH_ACTION[action]]
+        )
         return nw.when(on_network).then(column.fill_null(0.0))
     if name in ("engager_influence", "reciprocity", "follower_growth"):
         return column  # undefined without engagers / without a starting profile: stays null

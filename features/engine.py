@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,8 @@ class PolarsEngine:
             frame = pl.scan_parquet(files, hive_partitioning=True, hive_schema={"date": pl.Date})
         else:
             frame = pl.scan_parquet(files, hive_partitioning=False)
-        return nw.from_native(frame.select([_polars_column(c, (codes or {}).get(c)) for c in columns]))
+        selected = [_polars_column(c, (codes or {}).get(c)) for c in columns]
+        return nw.from_native(frame.select(selected))
 
     def from_polars(self, frame: pl.DataFrame) -> nw.LazyFrame:
         return nw.from_native(frame.lazy())
@@ -120,7 +121,6 @@ class SparkEngine:
 
     session: Any = None
     name: str = "spark"
-    _checkpoints: list = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -141,8 +141,12 @@ class SparkEngine:
             return self.from_polars(empty).select(_spark_columns(columns, codes))
         reader = self.session.read
         if table in PARTITIONED_BY_DATE:
+            # whole partition folders under their base path: `date` comes from the folder name
             reader = reader.option("basePath", str(Path(root) / table))
-        frame = nw.from_native(reader.parquet(*sorted({str(f.parent) if table in PARTITIONED_BY_DATE else str(f) for f in files})))
+            paths = sorted({str(f.parent) for f in files})
+        else:
+            paths = [str(f) for f in files]
+        frame = nw.from_native(reader.parquet(*paths))
         if "date" in columns:
             frame = frame.with_columns(nw.col("date").cast(nw.Date))
         return frame.select(_spark_columns(columns, codes))

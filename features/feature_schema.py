@@ -81,7 +81,9 @@ def features_model(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> type[pa.DataFr
             "column per catalog signal.",
             "__module__": __name__,
             **{s.name: pa.Field(nullable=True, description=s.meaning) for s in signals},
-            "signals_finite_and_in_range": pa.dataframe_check(_as_model_check(_values_in_range(signals))),
+            "signals_finite_and_in_range": pa.dataframe_check(
+                _as_model_check(_values_in_range(signals))
+            ),
         },
     )
 
@@ -112,7 +114,9 @@ def _block_schemas(windows: tuple[int, ...]) -> list[tuple[list[str], pa.DataFra
     return blocks
 
 
-def validate_features(frame: pl.DataFrame, windows: Sequence[int] = DEFAULT_WINDOWS) -> pl.DataFrame:
+def validate_features(
+    frame: pl.DataFrame, windows: Sequence[int] = DEFAULT_WINDOWS
+) -> pl.DataFrame:
     """The `Features` model over a frame, block by block; raises pandera's SchemaError naming
     the column at fault (missing, unexpected, wrong type, out of range)."""
     windows = tuple(windows)
@@ -121,8 +125,10 @@ def validate_features(frame: pl.DataFrame, windows: Sequence[int] = DEFAULT_WIND
     extra = [c for c in frame.columns if c not in set(expected)]
     if missing or extra or frame.columns != expected:
         detail = (
-            f"missing column {missing[0]!r}" if missing
-            else f"unexpected column {extra[0]!r}" if extra
+            f"missing column {missing[0]!r}"
+            if missing
+            else f"unexpected column {extra[0]!r}"
+            if extra
             else "columns out of catalog order"
         )
         raise pandera.errors.SchemaError(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
+from itertools import pairwise
 
 import numpy as np
 import polars as pl
@@ -66,9 +67,19 @@ def _action_masks() -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
 
 ALLOWED, ON_POST, FAMILY_MASK = _action_masks()
 ACROSS_COLUMNS = (
-    "followers", "following", "account_age_days", "days_linked", "pagerank",
-    "cross_network_pagerank", "posts", "posts_with_media", "unique_engagers",
-    "selective_reactions", "engager_influence", "follower_growth", "reciprocity",
+    "followers",
+    "following",
+    "account_age_days",
+    "days_linked",
+    "pagerank",
+    "cross_network_pagerank",
+    "posts",
+    "posts_with_media",
+    "unique_engagers",
+    "selective_reactions",
+    "engager_influence",
+    "follower_growth",
+    "reciprocity",
     "conversations_started",
 )
 """The snapshot signals the across-network specs sum or maximise (computed together)."""
@@ -203,12 +214,16 @@ class Grid(_Signals):
     @cached_property
     def family_engagers(self) -> np.ndarray:
         """Distinct engagers per family: (F, U, N, K)."""
-        return np.moveaxis(self.values[..., [_S[f"unique_engagers_{f}"] for f in FAMILY_NAMES]], -1, 0)
+        return np.moveaxis(
+            self.values[..., [_S[f"unique_engagers_{f}"] for f in FAMILY_NAMES]], -1, 0
+        )
 
     def family_across(self, what: str, how: str, log: bool = False) -> np.ndarray:
         """(F, U, K): per family, summed / maximum / count of positive networks (or its log)."""
         if log:
-            return self.memo(f"family:{what}:{how}:log", lambda: log1p(self.family_across(what, how)))
+            return self.memo(
+                f"family:{what}:{how}:log", lambda: log1p(self.family_across(what, how))
+            )
         source = self.family_received if what == "received" else self.family_engagers
         reduce = {"sum": sum_known, "max": max_known, "count": _count_positive}[how]
         return self.memo(f"family:{what}:{how}", lambda: reduce(source, axis=2))
@@ -340,97 +355,255 @@ def _networks_with_family_depth(family: str, at_least: int) -> tuple[str, ...]:
 
 def _per_network_specs() -> list[Spec]:
     specs = [
-        Spec("linked", "network", +1, "1 if {network} is linked, 0 if not",
-             lambda g: g.linked, level=True, absent=0.0, low=0, high=1),
-        Spec("log_followers", "audience", 0, "log(1 + followers on {network})",
-             logged("followers"), level=True),
-        Spec("log_following", "audience", 0, "log(1 + accounts followed on {network})",
-             logged("following"), level=True),
-        Spec("log_lists", "audience", 0, "log(1 + public lists the {network} account is on)",
-             logged("lists"), level=True, networks=tuple(sorted(NETWORKS_WITH_LISTS))),
-        Spec("follower_following_log_ratio", "audience", 0,
-             "log((1 + followers) / (1 + following)) on {network}",
-             lambda g: g.log("followers") - g.log("following"), level=True),
-        Spec("log_account_age_days", "account", 0, "log(1 + days since the {network} account was created)",
-             logged("account_age_days"), level=True),
-        Spec("log_days_linked", "account", 0, "log(1 + days since {network} was linked)",
-             logged("days_linked"), level=True),
-        Spec("log_pagerank", "engager_influence", +1,
-             "log(1 + PageRank on the {network} engagement graph, mean 1)",
-             logged("pagerank"), level=True),
-        Spec("log_posts", "activity", 0, "log(1 + posts on {network} in the last {window} days)",
-             logged("posts")),
-        Spec("media_share", "activity", 0, "share of {network} posts with a photo or video, last {window} days",
-             lambda g: share(g["posts_with_media"], g["posts"]), low=0, high=1),
-        Spec("active_share", "activity", 0, "share of the last {window} days active on {network}",
-             lambda g: share(g["active_days"], g.window_days), low=0, high=1),
-        Spec("log_follower_growth", "audience", 0,
-             "sign * log(1 + |follower change|) on {network} over the last {window} days",
-             lambda g: signed_log1p(g["follower_growth"])),
-        Spec("follower_growth_rate", "audience", 0,
-             "follower change / followers at the start, {network}, last {window} days",
-             lambda g: ratio(g["follower_growth"], np.maximum(g["followers"] - g["follower_growth"], 1.0)),
-             low=-1e10, high=1e10),
-        Spec("log_received", "reactions", +1, "log(1 + reactions received on {network}, last {window} days)",
-             lambda g: log1p(g.received)),
-        Spec("reactions_per_post", "reactions", +1,
-             "log((1 + reactions on posts) / (1 + posts)) on {network}, last {window} days",
-             lambda g: log1p(g.received_on_posts) - g.log("posts"),
-             networks=_networks_with(ON_POST)),
-        Spec("log_unique_engagers", "engagers", +1,
-             "log(1 + distinct people who reacted on {network}, last {window} days)",
-             logged("unique_engagers")),
-        Spec("reactions_per_engager", "engagers", 0,
-             "log((1 + reactions) / (1 + distinct engagers)) on {network}, last {window} days",
-             lambda g: log1p(g.received) - g.log("unique_engagers")),
-        Spec("log_selective_reactions", "selectivity", +1,
-             "log(1 + reactions weighted by their actor's selectivity) on {network}, last {window} days",
-             logged("selective_reactions")),
-        Spec("selective_share", "selectivity", 0,
-             "selectivity-weighted reactions / reactions on {network}, last {window} days",
-             lambda g: share(g["selective_reactions"], g.received), low=0, high=1),
-        Spec("engager_influence", "engager_influence", +1,
-             "mean influence percentile (0-100) of the {network} engagers, last {window} days",
-             raw("engager_influence"), low=0, high=100),
-        Spec("log_influential_engagers", "engager_influence", +1,
-             "log(1 + distinct {network} engagers weighted by their influence percentile / 100), "
-             "last {window} days",
-             lambda g: log1p(influential_engagers(g))),
-        Spec("log_sent", "sent", 0, "log(1 + reactions sent to others on {network}, last {window} days)",
-             lambda g: log1p(g.sent)),
-        Spec("log_conversations_started", str(Family.CONVERSATION), +1,
-             "log(1 + {network} posts that got a reply/comment), last {window} days",
-             logged("conversations_started"),
-             networks=_networks_with(FAMILY_MASK[str(Family.CONVERSATION)] & ON_POST)),
-        Spec("reciprocity", "sent", 0,
-             "share of {network} engagers the user reacted to in turn, last {window} days",
-             raw("reciprocity"), low=0, high=1),
-        Spec("engagement_rate", "reactions", 0,
-             "log((1 + reactions) / (1 + followers)) on {network}, last {window} days",
-             lambda g: log1p(g.received) - g.log("followers")),
+        Spec(
+            "linked",
+            "network",
+            +1,
+            "1 if {network} is linked, 0 if not",
+            lambda g: g.linked,
+            level=True,
+            absent=0.0,
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "log_followers",
+            "audience",
+            0,
+            "log(1 + followers on {network})",
+            logged("followers"),
+            level=True,
+        ),
+        Spec(
+            "log_following",
+            "audience",
+            0,
+            "log(1 + accounts followed on {network})",
+            logged("following"),
+            level=True,
+        ),
+        Spec(
+            "log_lists",
+            "audience",
+            0,
+            "log(1 + public lists the {network} account is on)",
+            logged("lists"),
+            level=True,
+            networks=tuple(sorted(NETWORKS_WITH_LISTS)),
+        ),
+        Spec(
+            "follower_following_log_ratio",
+            "audience",
+            0,
+            "log((1 + followers) / (1 + following)) on {network}",
+            lambda g: g.log("followers") - g.log("following"),
+            level=True,
+        ),
+        Spec(
+            "log_account_age_days",
+            "account",
+            0,
+            "log(1 + days since the {network} account was created)",
+            logged("account_age_days"),
+            level=True,
+        ),
+        Spec(
+            "log_days_linked",
+            "account",
+            0,
+            "log(1 + days since {network} was linked)",
+            logged("days_linked"),
+            level=True,
+        ),
+        Spec(
+            "log_pagerank",
+            "engager_influence",
+            +1,
+            "log(1 + PageRank on the {network} engagement graph, mean 1)",
+            logged("pagerank"),
+            level=True,
+        ),
+        Spec(
+            "log_posts",
+            "activity",
+            0,
+            "log(1 + posts on {network} in the last {window} days)",
+            logged("posts"),
+        ),
+        Spec(
+            "media_share",
+            "activity",
+            0,
+            "share of {network} posts with a photo or video, last {window} days",
+            lambda g: share(g["posts_with_media"], g["posts"]),
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "active_share",
+            "activity",
+            0,
+            "share of the last {window} days active on {network}",
+            lambda g: share(g["active_days"], g.window_days),
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "log_follower_growth",
+            "audience",
+            0,
+            "sign * log(1 + |follower change|) on {network} over the last {window} days",
+            lambda g: signed_log1p(g["follower_growth"]),
+        ),
+        Spec(
+            "follower_growth_rate",
+            "audience",
+            0,
+            "follower change / followers at the start, {network}, last {window} days",
+            lambda g: ratio(
+                g["follower_growth"], np.maximum(g["followers"] - g["follower_growth"], 1.0)
+            ),
+            low=-1e10,
+            high=1e10,
+        ),
+        Spec(
+            "log_received",
+            "reactions",
+            +1,
+            "log(1 + reactions received on {network}, last {window} days)",
+            lambda g: log1p(g.received),
+        ),
+        Spec(
+            "reactions_per_post",
+            "reactions",
+            +1,
+            "log((1 + reactions on posts) / (1 + posts)) on {network}, last {window} days",
+            lambda g: log1p(g.received_on_posts) - g.log("posts"),
+            networks=_networks_with(ON_POST),
+        ),
+        Spec(
+            "log_unique_engagers",
+            "engagers",
+            +1,
+            "log(1 + distinct people who reacted on {network}, last {window} days)",
+            logged("unique_engagers"),
+        ),
+        Spec(
+            "reactions_per_engager",
+            "engagers",
+            0,
+            "log((1 + reactions) / (1 + distinct engagers)) on {network}, last {window} days",
+            lambda g: log1p(g.received) - g.log("unique_engagers"),
+        ),
+        Spec(
+            "log_selective_reactions",
+            "selectivity",
+            +1,
+            "log(1 + reactions weighted by their actor's selectivity) on {network}, last {window} days",
+            logged("selective_reactions"),
+        ),
+        Spec(
+            "selective_share",
+            "selectivity",
+            0,
+            "selectivity-weighted reactions / reactions on {network}, last {window} days",
+            lambda g: share(g["selective_reactions"], g.received),
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "engager_influence",
+            "engager_influence",
+            +1,
+            "mean influence percentile (0-100) of the {network} engagers, last {window} days",
+            raw("engager_influence"),
+            low=0,
+            high=100,
+        ),
+        Spec(
+            "log_influential_engagers",
+            "engager_influence",
+            +1,
+            "log(1 + distinct {network} engagers weighted by their influence percentile / 100), "
+            "last {window} days",
+            lambda g: log1p(influential_engagers(g)),
+        ),
+        Spec(
+            "log_sent",
+            "sent",
+            0,
+            "log(1 + reactions sent to others on {network}, last {window} days)",
+            lambda g: log1p(g.sent),
+        ),
+        Spec(
+            "log_conversations_started",
+            str(Family.CONVERSATION),
+            +1,
+            "log(1 + {network} posts that got a reply/comment), last {window} days",
+            logged("conversations_started"),
+            networks=_networks_with(FAMILY_MASK[str(Family.CONVERSATION)] & ON_POST),
+        ),
+        Spec(
+            "reciprocity",
+            "sent",
+            0,
+            "share of {network} engagers the user reacted to in turn, last {window} days",
+            raw("reciprocity"),
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "engagement_rate",
+            "reactions",
+            0,
+            "log((1 + reactions) / (1 + followers)) on {network}, last {window} days",
+            lambda g: log1p(g.received) - g.log("followers"),
+        ),
     ]
     for a_index, action in enumerate(ALL_ACTIONS):
         networks = _networks_with(ALLOWED[:, [a_index]])
         family = {str(x.family) for n in networks for x in VOCABULARY[n] if x.name == action}.pop()
         specs.append(
-            Spec(f"log_received_{action}", family, +1,
-                 f"log(1 + '{action}' reactions received on {{network}}, last {{window}} days)",
-                 logged(f"received_{action}"), networks=networks))
+            Spec(
+                f"log_received_{action}",
+                family,
+                +1,
+                f"log(1 + '{action}' reactions received on {{network}}, last {{window}} days)",
+                logged(f"received_{action}"),
+                networks=networks,
+            )
+        )
         specs.append(
-            Spec(f"log_sent_{action}", "sent", 0,
-                 f"log(1 + '{action}' reactions sent on {{network}}, last {{window}} days)",
-                 logged(f"sent_{action}"), networks=networks))
+            Spec(
+                f"log_sent_{action}",
+                "sent",
+                0,
+                f"log(1 + '{action}' reactions sent on {{network}}, last {{window}} days)",
+                logged(f"sent_{action}"),
+                networks=networks,
+            )
+        )
     for family in FAMILY_NAMES:
         specs.append(
-            Spec(f"log_{family}_received", family, +1,
-                 f"log(1 + {family} reactions received on {{network}}, last {{window}} days)",
-                 lambda g, f=family: log1p(g.received_in(f)),
-                 networks=_networks_with_family_depth(family, 2)))
+            Spec(
+                f"log_{family}_received",
+                family,
+                +1,
+                f"log(1 + {family} reactions received on {{network}}, last {{window}} days)",
+                lambda g, f=family: log1p(g.received_in(f)),
+                networks=_networks_with_family_depth(family, 2),
+            )
+        )
         specs.append(
-            Spec(f"log_{family}_unique_engagers", family, +1,
-                 f"log(1 + distinct people with a {family} reaction on {{network}}, last {{window}} days)",
-                 logged(f"unique_engagers_{family}"),
-                 networks=_networks_with_family_depth(family, 1)))
+            Spec(
+                f"log_{family}_unique_engagers",
+                family,
+                +1,
+                f"log(1 + distinct people with a {family} reaction on {{network}}, last {{window}} days)",
+                logged(f"unique_engagers_{family}"),
+                networks=_networks_with_family_depth(family, 1),
+            )
+        )
     return specs
 
 
@@ -457,105 +630,296 @@ def _across_specs() -> list[Spec]:
         return lambda g: log1p(g.across(name))
 
     specs = [
-        Spec("n_linked_networks", "network", +1, "networks linked",
-             lambda g: g.linked.sum(axis=1).astype(float), scope="across", level=True, low=0, high=_N),
-        Spec("log_followers_total", "audience", 0, "log(1 + followers summed over networks)",
-             lambda g: log1p(g.across("followers")[:, 0]), scope="across", level=True),
-        Spec("log_followers_max", "audience", 0, "log(1 + followers on the biggest network)",
-             lambda g: log1p(g.best("followers")[:, 0]), scope="across", level=True),
-        Spec("log_following_total", "audience", 0, "log(1 + accounts followed, all networks)",
-             lambda g: log1p(g.across("following")[:, 0]), scope="across", level=True),
-        Spec("log_account_age_days_max", "account", 0, "log(1 + age in days of the oldest account)",
-             lambda g: log1p(g.best("account_age_days")[:, 0]), scope="across", level=True),
-        Spec("log_days_linked_max", "account", 0, "log(1 + days since the first network was linked)",
-             lambda g: log1p(g.best("days_linked")[:, 0]), scope="across", level=True),
-        Spec("log_cross_network_pagerank", "engager_influence", +1,
-             "log(1 + PageRank on the engagement graph of all networks, mean 1)",
-             lambda g: log1p(g.best("cross_network_pagerank")[:, 0]), scope="across", level=True),
-        Spec("log_pagerank_max", "engager_influence", +1,
-             "log(1 + the highest per-network PageRank)",
-             lambda g: log1p(g.best("pagerank")[:, 0]), scope="across", level=True),
-        Spec("log_received", "reactions", +1, "log(1 + reactions received, all networks, last {window} days)",
-             across_log("received"), scope="across"),
-        Spec("reactions_per_post", "reactions", +1,
-             "log((1 + reactions on posts) / (1 + posts)), all networks, last {window} days",
-             lambda g: log1p(g.across("received_on_posts")) - log1p(g.across("posts")),
-             scope="across"),
-        Spec("engagement_rate", "reactions", 0,
-             "log((1 + reactions) / (1 + followers)), all networks, last {window} days",
-             lambda g: log1p(g.across("received")) - log1p(g.across("followers")),
-             scope="across"),
-        Spec("log_unique_engagers", "engagers", +1,
-             "log(1 + distinct engagers summed over networks, last {window} days)",
-             across_log("unique_engagers"), scope="across"),
-        Spec("log_unique_engagers_max", "engagers", +1,
-             "log(1 + distinct engagers on the best network, last {window} days)",
-             lambda g: log1p(g.best("unique_engagers")), scope="across"),
-        Spec("reactions_per_engager", "engagers", 0,
-             "log((1 + reactions) / (1 + distinct engagers)), all networks, last {window} days",
-             lambda g: log1p(g.across("received")) - log1p(g.across("unique_engagers")),
-             scope="across"),
-        Spec("log_selective_reactions", "selectivity", +1,
-             "log(1 + selectivity-weighted reactions, all networks, last {window} days)",
-             across_log("selective_reactions"), scope="across"),
-        Spec("selective_share", "selectivity", 0,
-             "selectivity-weighted reactions / reactions, all networks, last {window} days",
-             lambda g: share(g.across("selective_reactions"), g.across("received")),
-             scope="across", low=0, high=1),
-        Spec("engager_influence_max", "engager_influence", +1,
-             "highest mean engager influence (0-100) of any network, last {window} days",
-             lambda g: g.best("engager_influence"), scope="across", low=0, high=100),
-        Spec("log_influential_engagers", "engager_influence", +1,
-             "log(1 + distinct engagers weighted by influence percentile / 100, summed over "
-             "networks), last {window} days",
-             lambda g: log1p(sum_known(influential_engagers(g), axis=1)), scope="across"),
-        Spec("engager_influence_mean", "engager_influence", +1,
-             "engager influence (0-100) across networks weighted by engagers, last {window} days",
-             _weighted_influence, scope="across", low=0, high=100),
-        Spec("n_active_networks", "network", +1,
-             "networks with a post or a reaction received in the last {window} days",
-             lambda g: count_positive(np.fmax(g["posts"], g.received)), scope="across",
-             low=0, high=_N),
-        Spec("log_posts", "activity", 0, "log(1 + posts, all networks, last {window} days)",
-             across_log("posts"), scope="across"),
-        Spec("media_share", "activity", 0, "share of posts with media, all networks, last {window} days",
-             lambda g: share(g.across("posts_with_media"), g.across("posts")), scope="across",
-             low=0, high=1),
-        Spec("active_share_max", "activity", 0,
-             "share of the last {window} days active on the most active network",
-             lambda g: best(share(g["active_days"], g.window_days)), scope="across", low=0, high=1),
-        Spec("log_follower_growth", "audience", 0,
-             "sign * log(1 + |follower change|), all networks, last {window} days",
-             lambda g: signed_log1p(g.across("follower_growth")), scope="across"),
-        Spec("log_sent", "sent", 0, "log(1 + reactions sent, all networks, last {window} days)",
-             across_log("sent"), scope="across"),
-        Spec("reciprocity_mean", "sent", 0, "mean reciprocity over networks, last {window} days",
-             lambda g: ratio(g.across("reciprocity"), (~np.isnan(g["reciprocity"])).sum(axis=1)),
-             scope="across", low=0, high=1),
-        Spec("log_conversations_started", str(Family.CONVERSATION), +1,
-             "log(1 + posts that got a reply/comment, all networks, last {window} days)",
-             across_log("conversations_started"), scope="across"),
+        Spec(
+            "n_linked_networks",
+            "network",
+            +1,
+            "networks linked",
+            lambda g: g.linked.sum(axis=1).astype(float),
+            scope="across",
+            level=True,
+            low=0,
+            high=_N,
+        ),
+        Spec(
+            "log_followers_total",
+            "audience",
+            0,
+            "log(1 + followers summed over networks)",
+            lambda g: log1p(g.across("followers")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_followers_max",
+            "audience",
+            0,
+            "log(1 + followers on the biggest network)",
+            lambda g: log1p(g.best("followers")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_following_total",
+            "audience",
+            0,
+            "log(1 + accounts followed, all networks)",
+            lambda g: log1p(g.across("following")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_account_age_days_max",
+            "account",
+            0,
+            "log(1 + age in days of the oldest account)",
+            lambda g: log1p(g.best("account_age_days")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_days_linked_max",
+            "account",
+            0,
+            "log(1 + days since the first network was linked)",
+            lambda g: log1p(g.best("days_linked")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_cross_network_pagerank",
+            "engager_influence",
+            +1,
+            "log(1 + PageRank on the engagement graph of all networks, mean 1)",
+            lambda g: log1p(g.best("cross_network_pagerank")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_pagerank_max",
+            "engager_influence",
+            +1,
+            "log(1 + the highest per-network PageRank)",
+            lambda g: log1p(g.best("pagerank")[:, 0]),
+            scope="across",
+            level=True,
+        ),
+        Spec(
+            "log_received",
+            "reactions",
+            +1,
+            "log(1 + reactions received, all networks, last {window} days)",
+            across_log("received"),
+            scope="across",
+        ),
+        Spec(
+            "reactions_per_post",
+            "reactions",
+            +1,
+            "log((1 + reactions on posts) / (1 + posts)), all networks, last {window} days",
+            lambda g: log1p(g.across("received_on_posts")) - log1p(g.across("posts")),
+            scope="across",
+        ),
+        Spec(
+            "engagement_rate",
+            "reactions",
+            0,
+            "log((1 + reactions) / (1 + followers)), all networks, last {window} days",
+            lambda g: log1p(g.across("received")) - log1p(g.across("followers")),
+            scope="across",
+        ),
+        Spec(
+            "log_unique_engagers",
+            "engagers",
+            +1,
+            "log(1 + distinct engagers summed over networks, last {window} days)",
+            across_log("unique_engagers"),
+            scope="across",
+        ),
+        Spec(
+            "log_unique_engagers_max",
+            "engagers",
+            +1,
+            "log(1 + distinct engagers on the best network, last {window} days)",
+            lambda g: log1p(g.best("unique_engagers")),
+            scope="across",
+        ),
+        Spec(
+            "reactions_per_engager",
+            "engagers",
+            0,
+            "log((1 + reactions) / (1 + distinct engagers)), all networks, last {window} days",
+            lambda g: log1p(g.across("received")) - log1p(g.across("unique_engagers")),
+            scope="across",
+        ),
+        Spec(
+            "log_selective_reactions",
+            "selectivity",
+            +1,
+            "log(1 + selectivity-weighted reactions, all networks, last {window} days)",
+            across_log("selective_reactions"),
+            scope="across",
+        ),
+        Spec(
+            "selective_share",
+            "selectivity",
+            0,
+            "selectivity-weighted reactions / reactions, all networks, last {window} days",
+            lambda g: share(g.across("selective_reactions"), g.across("received")),
+            scope="across",
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "engager_influence_max",
+            "engager_influence",
+            +1,
+            "highest mean engager influence (0-100) of any network, last {window} days",
+            lambda g: g.best("engager_influence"),
+            scope="across",
+            low=0,
+            high=100,
+        ),
+        Spec(
+            "log_influential_engagers",
+            "engager_influence",
+            +1,
+            "log(1 + distinct engagers weighted by influence percentile / 100, summed over "
+            "networks), last {window} days",
+            lambda g: log1p(sum_known(influential_engagers(g), axis=1)),
+            scope="across",
+        ),
+        Spec(
+            "engager_influence_mean",
+            "engager_influence",
+            +1,
+            "engager influence (0-100) across networks weighted by engagers, last {window} days",
+            _weighted_influence,
+            scope="across",
+            low=0,
+            high=100,
+        ),
+        Spec(
+            "n_active_networks",
+            "network",
+            +1,
+            "networks with a post or a reaction received in the last {window} days",
+            lambda g: count_positive(np.fmax(g["posts"], g.received)),
+            scope="across",
+            low=0,
+            high=_N,
+        ),
+        Spec(
+            "log_posts",
+            "activity",
+            0,
+            "log(1 + posts, all networks, last {window} days)",
+            across_log("posts"),
+            scope="across",
+        ),
+        Spec(
+            "media_share",
+            "activity",
+            0,
+            "share of posts with media, all networks, last {window} days",
+            lambda g: share(g.across("posts_with_media"), g.across("posts")),
+            scope="across",
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "active_share_max",
+            "activity",
+            0,
+            "share of the last {window} days active on the most active network",
+            lambda g: best(share(g["active_days"], g.window_days)),
+            scope="across",
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "log_follower_growth",
+            "audience",
+            0,
+            "sign * log(1 + |follower change|), all networks, last {window} days",
+            lambda g: signed_log1p(g.across("follower_growth")),
+            scope="across",
+        ),
+        Spec(
+            "log_sent",
+            "sent",
+            0,
+            "log(1 + reactions sent, all networks, last {window} days)",
+            across_log("sent"),
+            scope="across",
+        ),
+        Spec(
+            "reciprocity_mean",
+            "sent",
+            0,
+            "mean reciprocity over networks, last {window} days",
+            lambda g: ratio(g.across("reciprocity"), (~np.isnan(g["reciprocity"])).sum(axis=1)),
+            scope="across",
+            low=0,
+            high=1,
+        ),
+        Spec(
+            "log_conversations_started",
+            str(Family.CONVERSATION),
+            +1,
+            "log(1 + posts that got a reply/comment, all networks, last {window} days)",
+            across_log("conversations_started"),
+            scope="across",
+        ),
     ]
     for f, family in enumerate(FAMILY_NAMES):
+
         def pick(what: str, how: str, log: bool, f: int = f) -> Compute:
             return lambda g: g.family_across(what, how, log)[f]
 
         specs += [
-            Spec(f"log_{family}_received", family, +1,
-                 f"log(1 + {family} reactions received, all networks, last {{window}} days)",
-                 pick("received", "sum", True), scope="across"),
-            Spec(f"log_{family}_received_max", family, +1,
-                 f"log(1 + {family} reactions on the best network, last {{window}} days)",
-                 pick("received", "max", True), scope="across"),
-            Spec(f"n_networks_{family}", family, +1,
-                 f"networks with a {family} reaction received in the last {{window}} days",
-                 pick("received", "count", False), scope="across", low=0, high=_N),
-            Spec(f"log_{family}_unique_engagers", family, +1,
-                 f"log(1 + distinct {family} engagers summed over networks, last {{window}} days)",
-                 pick("engagers", "sum", True), scope="across"),
-            Spec(f"log_{family}_unique_engagers_max", family, +1,
-                 f"log(1 + distinct {family} engagers on the best network, last {{window}} days)",
-                 pick("engagers", "max", True), scope="across"),
+            Spec(
+                f"log_{family}_received",
+                family,
+                +1,
+                f"log(1 + {family} reactions received, all networks, last {{window}} days)",
+                pick("received", "sum", True),
+                scope="across",
+            ),
+            Spec(
+                f"log_{family}_received_max",
+                family,
+                +1,
+                f"log(1 + {family} reactions on the best network, last {{window}} days)",
+                pick("received", "max", True),
+                scope="across",
+            ),
+            Spec(
+                f"n_networks_{family}",
+                family,
+                +1,
+                f"networks with a {family} reaction received in the last {{window}} days",
+                pick("received", "count", False),
+                scope="across",
+                low=0,
+                high=_N,
+            ),
+            Spec(
+                f"log_{family}_unique_engagers",
+                family,
+                +1,
+                f"log(1 + distinct {family} engagers summed over networks, last {{window}} days)",
+                pick("engagers", "sum", True),
+                scope="across",
+            ),
+            Spec(
+                f"log_{family}_unique_engagers_max",
+                family,
+                +1,
+                f"log(1 + distinct {family} engagers on the best network, last {{window}} days)",
+                pick("engagers", "max", True),
+                scope="across",
+            ),
         ]
     return specs
 
@@ -598,15 +962,25 @@ def _name(network: str, key: str, window: int | None) -> str:
 
 def _signal(spec: Spec, network: str, window: int | None) -> Signal:
     meaning = spec.meaning.format(network=network, window=window)
-    return Signal(_name(network, spec.key, window), network, spec.family, window, spec.monotone,
-                  meaning, spec.low, spec.high)
+    return Signal(
+        _name(network, spec.key, window),
+        network,
+        spec.family,
+        window,
+        spec.monotone,
+        meaning,
+        spec.low,
+        spec.high,
+    )
 
 
 def _gather_first(indices: list[int]) -> tuple[int, ...]:
     """Specs in computing order: log gathers, raw gathers, then computed ones."""
+
     def rank(i: int) -> int:
         c = SPECS[i].compute
         return 0 if isinstance(c, Gather) and c.log else 1 if isinstance(c, Gather) else 2
+
     return tuple(sorted(indices, key=rank))
 
 
@@ -656,12 +1030,17 @@ def plan(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> Plan:
         return out
 
     return Plan(
-        tuple(signals), window_specs, level_specs, across_window, across_level,
+        tuple(signals),
+        window_specs,
+        level_specs,
+        across_window,
+        across_level,
         table(window_cells, (_N, len(windows), len(window_specs))),
         table(level_cells, (_N, len(level_specs))),
         table(across_window_cells, (len(windows), len(across_window))),
         table(across_level_cells, (len(across_level),)),
-        np.asarray(absent), tuple(windows),
+        np.asarray(absent),
+        tuple(windows),
     )
 
 
@@ -718,8 +1097,14 @@ class FeatureMatrix:
         return keys.hstack(values)
 
 
-def _grid(arrays: SnapshotArrays, rows: np.ndarray, users: np.ndarray, windows_k: np.ndarray,
-          n_users: int, windows: tuple[int, ...]) -> Grid:
+def _grid(
+    arrays: SnapshotArrays,
+    rows: np.ndarray,
+    users: np.ndarray,
+    windows_k: np.ndarray,
+    n_users: int,
+    windows: tuple[int, ...],
+) -> Grid:
     n = arrays.network[rows]
     values = np.full((n_users, _N, len(windows), len(SIGNAL_COLUMNS)), np.nan)
     values[users, n, windows_k] = arrays.values[rows]
@@ -741,9 +1126,14 @@ def _window_index(arrays: SnapshotArrays, windows: tuple[int, ...]) -> np.ndarra
 @lru_cache(maxsize=16)
 def _gathers(specs: tuple[int, ...]) -> tuple[list[int], list[int], tuple[int, ...]]:
     """Signal indices gathered as logs, as they are, and the specs computed one by one."""
+
     def of(log: bool) -> list[int]:
-        return [_S[SPECS[i].compute.column] for i in specs
-                if isinstance(SPECS[i].compute, Gather) and SPECS[i].compute.log == log]
+        return [
+            _S[SPECS[i].compute.column]
+            for i in specs
+            if isinstance(SPECS[i].compute, Gather) and SPECS[i].compute.log == log
+        ]
+
     return of(True), of(False), tuple(i for i in specs if not isinstance(SPECS[i].compute, Gather))
 
 
@@ -757,8 +1147,14 @@ def _network_block(rows: Rows, specs: tuple[int, ...]) -> np.ndarray:
     return np.concatenate(parts, axis=-1)
 
 
-def _compute_into(out: np.ndarray, arrays: SnapshotArrays, rows: np.ndarray, users: np.ndarray,
-                  k: np.ndarray, p: Plan) -> None:
+def _compute_into(
+    out: np.ndarray,
+    arrays: SnapshotArrays,
+    rows: np.ndarray,
+    users: np.ndarray,
+    k: np.ndarray,
+    p: Plan,
+) -> None:
     """Features of one block of users into out (its rows, plus a last scratch column for the
     values of specs that do not apply to a network)."""
     n_users = out.shape[0]
@@ -767,7 +1163,9 @@ def _compute_into(out: np.ndarray, arrays: SnapshotArrays, rows: np.ndarray, use
     out[users[:, None], p.window_columns[n, k]] = _network_block(long, p.window_specs)
     longest = k == len(p.windows) - 1
     levels = Rows(long.values[longest], n[longest], long.window_days[longest])
-    out[users[longest][:, None], p.level_columns[n[longest]]] = _network_block(levels, p.level_specs)
+    out[users[longest][:, None], p.level_columns[n[longest]]] = _network_block(
+        levels, p.level_specs
+    )
     grid = _grid(arrays, rows, users, k, n_users, p.windows)
     across = np.stack([SPECS[i].compute(grid) for i in p.across_window_specs], axis=-1)
     out[:, p.across_window_columns.ravel()] = across.reshape(n_users, -1)
@@ -794,7 +1192,9 @@ def featurize_matrix(
     windows: Sequence[int] = DEFAULT_WINDOWS,
 ) -> FeatureMatrix:
     """The long snapshot table -> one feature row per (user_id, as_of), in first-seen order."""
-    arrays = snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
+    arrays = (
+        snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
+    )
     p = plan(tuple(windows))
     users, keys = _user_index(arrays)
     k = _window_index(arrays, p.windows)
@@ -803,7 +1203,7 @@ def featurize_matrix(
     values[:] = np.append(p.absent, np.nan)
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(0, len(keys) + CHUNK_USERS, CHUNK_USERS))
-    for start, (lo, hi) in zip(range(0, len(keys), CHUNK_USERS), zip(bounds[:-1], bounds[1:])):
+    for start, (lo, hi) in zip(range(0, len(keys), CHUNK_USERS), pairwise(bounds)):
         rows = order[lo:hi]
         block = values[start : start + CHUNK_USERS]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -33,9 +33,9 @@ def graph_nodes(edges: nw.LazyFrame, nodes: nw.LazyFrame) -> nw.LazyFrame:
     """Every node of every graph: the given ones and every edge end, with 1/N of its graph."""
     sources = edges.select("graph", nw.col("src").alias("node")).unique(["graph", "node"])
     targets = edges.select("graph", nw.col("dst").alias("node")).unique(["graph", "node"])
-    ends = nw.concat(
-        [nodes.select("graph", "node"), sources, targets], how="vertical"
-    ).unique(["graph", "node"])
+    ends = nw.concat([nodes.select("graph", "node"), sources, targets], how="vertical").unique(
+        ["graph", "node"]
+    )
     sizes = ends.group_by("graph").agg(nw.len().cast(nw.Float64).alias("n_nodes"))
     return ends.join(sizes, on="graph").with_columns((1.0 / nw.col("n_nodes")).alias("inv_n"))
 

@@ -122,8 +122,7 @@ def outcome_labels(
             nw.col("user_id").cast(nw.String),
             nw.lit(as_of).alias("as_of"),
             (
-                nw.col("engagement")
-                / ((nw.col("label_posts") + 1.0).log() * post_exponent).exp()
+                nw.col("engagement") / ((nw.col("label_posts") + 1.0).log() * post_exponent).exp()
             ).alias("label"),
             "label_reactions",
             "label_engagers",
@@ -139,4 +138,3 @@ def training_as_of_dates(
     (exclusive), then every `step_days` before it."""
     latest = data_end - timedelta(days=horizon_days)
     return sorted(latest - timedelta(days=step_days * i) for i in range(n_as_of))
-

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandera.polars as pa
@@ -75,7 +75,9 @@ class SnapshotSignal:
 
 def _audience() -> list[SnapshotSignal]:
     return [
-        SnapshotSignal("followers", Kind.LEVEL, "followers at the end of the window (last day before T)"),
+        SnapshotSignal(
+            "followers", Kind.LEVEL, "followers at the end of the window (last day before T)"
+        ),
         SnapshotSignal("following", Kind.LEVEL, "accounts followed at the end of the window"),
         SnapshotSignal("lists", Kind.LEVEL, "public lists the account is on (Twitter only)"),
         SnapshotSignal(
@@ -90,7 +92,9 @@ def _audience() -> list[SnapshotSignal]:
 def _activity() -> list[SnapshotSignal]:
     return [
         SnapshotSignal("posts", Kind.COUNT, "posts published in the window"),
-        SnapshotSignal("posts_with_media", Kind.COUNT, "posts with a photo or a video in the window"),
+        SnapshotSignal(
+            "posts_with_media", Kind.COUNT, "posts with a photo or a video in the window"
+        ),
         SnapshotSignal(
             "active_days",
             Kind.DAYS,
@@ -101,7 +105,10 @@ def _activity() -> list[SnapshotSignal]:
             "account_age_days", Kind.LEVEL, "days since the account was created", high=MAX_DAYS
         ),
         SnapshotSignal(
-            "days_linked", Kind.LEVEL, "days since the network was linked to the platform", high=MAX_DAYS
+            "days_linked",
+            Kind.LEVEL,
+            "days since the network was linked to the platform",
+            high=MAX_DAYS,
         ),
     ]
 
@@ -189,7 +196,7 @@ class _SnapshotKeys(pa.DataFrameModel):
         strict = True
         coerce = True
         ordered = False
-        unique = list(KEY_COLUMNS)
+        unique = list(KEY_COLUMNS)  # noqa: RUF012 (pandera reads a list)
 
     user_id: str = pa.Field(nullable=False)
     """The raw network-independent user id, as a string (HTTP clients send any string)."""
@@ -238,7 +245,8 @@ def validate_snapshots(frame: pl.DataFrame) -> pl.DataFrame:
     if missing or extra:
         detail = f"missing column {missing[0]!r}" if missing else f"unexpected column {extra[0]!r}"
         raise pandera.errors.SchemaError(
-            schema=Snapshots.to_schema(), data=frame,
+            schema=Snapshots.to_schema(),
+            data=frame,
             message=f"Snapshots: {detail} ({len(missing)} missing, {len(extra)} unexpected)",
         )
     return Snapshots.validate(frame.select(SNAPSHOT_COLUMNS))
@@ -263,9 +271,7 @@ Days = Annotated[float, Field(strict=True, ge=0, le=MAX_DAYS, allow_inf_nan=Fals
 
 def _field(name: str) -> Any:
     s = SIGNAL_BY_NAME[name]
-    return Field(
-        None, strict=True, ge=s.low, le=s.high, allow_inf_nan=False, description=s.meaning
-    )
+    return Field(None, strict=True, ge=s.low, le=s.high, allow_inf_nan=False, description=s.meaning)
 
 
 class _Frozen(BaseModel):
@@ -279,7 +285,9 @@ class NetworkSignals(_Frozen):
     clients often send averages); `received`/`sent` are keyed by the network's action names.
     """
 
-    window_days: int = Field(ge=1, le=MAX_WINDOW_DAYS, strict=True, description="window length in days")
+    window_days: int = Field(
+        ge=1, le=MAX_WINDOW_DAYS, strict=True, description="window length in days"
+    )
     followers: float | None = _field("followers")
     following: float | None = _field("following")
     lists: float | None = _field("lists")
@@ -323,10 +331,8 @@ def _one_or_many(value: Any) -> str:
 
 
 NetworkWindows = Annotated[
-    Union[
-        Annotated[NetworkSignals, Tag("window")],
-        Annotated[list[NetworkSignals], Tag("windows"), Field(min_length=1, max_length=16)],
-    ],
+    Annotated[NetworkSignals, Tag("window")]
+    | Annotated[list[NetworkSignals], Tag("windows"), Field(min_length=1, max_length=16)],
     Discriminator(_one_or_many),
 ]
 
@@ -378,12 +384,18 @@ def closest_window(available: Sequence[int], target: int) -> int:
 
 KIND_CODES = {kind: i for i, kind in enumerate(Kind)}
 _SIGNAL_KIND = np.array([KIND_CODES[s.kind] for s in SIGNALS])
-_SCALED = np.isin(_SIGNAL_KIND, [KIND_CODES[Kind.COUNT], KIND_CODES[Kind.CHANGE], KIND_CODES[Kind.DAYS]])
+_SCALED = np.isin(
+    _SIGNAL_KIND, [KIND_CODES[Kind.COUNT], KIND_CODES[Kind.CHANGE], KIND_CODES[Kind.DAYS]]
+)
 _CAPPED = _SIGNAL_KIND == KIND_CODES[Kind.DAYS]
 _FLAT_INDEX = [SIGNAL_COLUMNS.index(name) for name in FLAT_SIGNALS]
 _NESTED_INDEX = {
     (side, key): SIGNAL_COLUMNS.index(f"{side}_{key}")
-    for side, keys in (("received", ALL_ACTIONS), ("sent", ALL_ACTIONS), ("unique_engagers", [str(f) for f in FAMILIES]))
+    for side, keys in (
+        ("received", ALL_ACTIONS),
+        ("sent", ALL_ACTIONS),
+        ("unique_engagers", [str(f) for f in FAMILIES]),
+    )
     for key in keys
 }
 NETWORK_INDEX = {n: i for i, n in enumerate(NETWORKS)}
@@ -391,16 +403,14 @@ NETWORK_INDEX = {n: i for i, n in enumerate(NETWORKS)}
 
 def scale_to_window(values: np.ndarray, source_days: int, target_days: int) -> np.ndarray:
     """The window rule on a vector of all signals (NaN = null), vectorised over signals."""
-    if source_days == target_days:
-        return values.copy()
-    out = np.where(_SCALED, values * (target_days / source_days), values)
-    return np.where(_CAPPED, np.minimum(out, float(target_days)), out)
+    return _scale_rows(values[None], np.array([float(source_days)]), np.array([target_days]))[0]
 
 
-def _signal_vector(signals: NetworkSignals) -> np.ndarray:
-    values = np.full(len(SIGNAL_COLUMNS), np.nan)
-    for index, name in zip(_FLAT_INDEX, FLAT_SIGNALS):
-        value = getattr(signals, name)
+def _fill_signals(values: np.ndarray, signals: NetworkSignals) -> None:
+    """Write a client window's signals into a NaN-filled row (SIGNAL_COLUMNS order)."""
+    fields = signals.__dict__
+    for index, name in zip(_FLAT_INDEX, FLAT_SIGNALS, strict=True):
+        value = fields[name]
         if value is not None:
             values[index] = value
     for side, given in (
@@ -409,8 +419,7 @@ def _signal_vector(signals: NetworkSignals) -> np.ndarray:
         ("unique_engagers", signals.unique_engagers_by_family),
     ):
         for key, value in given.items():
-            values[_NESTED_INDEX[side, str(key)]] = value
-    return values
+            values[_NESTED_INDEX[side, key]] = value
 
 
 @dataclass(frozen=True)
@@ -439,7 +448,9 @@ class SnapshotArrays:
             frame = frame.collect()
         unknown = set(frame["network"].unique().to_list()) - set(NETWORKS)
         if unknown:
-            raise ValueError(f"unknown network(s) {sorted(unknown)}; allowed: {', '.join(NETWORKS)}")
+            raise ValueError(
+                f"unknown network(s) {sorted(unknown)}; allowed: {', '.join(NETWORKS)}"
+            )
         keys = frame.select("user_id", "as_of").unique(maintain_order=True).with_row_index("_key")
         key_index = frame.select("user_id", "as_of").join(
             keys, on=["user_id", "as_of"], how="left", nulls_equal=True, maintain_order="left"
@@ -449,7 +460,9 @@ class SnapshotArrays:
             as_of=frame["as_of"].to_list(),
             key_index=key_index.to_numpy().astype(np.int64),
             keys=list(zip(keys["user_id"].to_list(), keys["as_of"].to_list())),
-            network=frame["network"].replace_strict(NETWORK_INDEX, return_dtype=pl.Int64).to_numpy(),
+            network=frame["network"]
+            .replace_strict(NETWORK_INDEX, return_dtype=pl.Int64)
+            .to_numpy(),
             window_days=frame["window_days"].to_numpy().astype(np.int64),
             values=frame.select(
                 pl.col(c).cast(pl.Float64).fill_null(np.nan) for c in SIGNAL_COLUMNS
@@ -487,23 +500,42 @@ def snapshots_to_arrays(
     snapshots: Sequence[SignalSnapshot], windows: Iterable[int] = (7, 30, 90)
 ) -> SnapshotArrays:
     """Client snapshots -> the long table (as arrays), one row per network and model window,
-    by the window rule of the module docstring. Rows keep the order of the input."""
+    by the window rule of the module docstring. Rows keep the order of the input.
+
+    Python only walks the given fields once per client window; choosing and scaling the
+    windows is one vectorised step for the whole batch."""
     windows = tuple(windows)
-    user_ids, as_ofs, networks, lengths, rows = [], [], [], [], []
+    n_windows = sum(len(s.windows_of(n)) for s in snapshots for n in s.networks)
+    given = np.full((n_windows, len(SIGNAL_COLUMNS)), np.nan)
+    user_ids, as_ofs, networks, lengths, sources, source_days = [], [], [], [], [], []
+    at = 0
     for key, snapshot in zip(_snapshot_keys(snapshots), snapshots, strict=True):
         for network in snapshot.networks:
-            given = {w.window_days: _signal_vector(w) for w in snapshot.windows_of(network)}
+            row_of = {}
+            for signals in snapshot.windows_of(network):
+                _fill_signals(given[at], signals)
+                row_of[signals.window_days] = at
+                at += 1
             for target in windows:
-                source = closest_window(tuple(given), target)
+                source = closest_window(tuple(row_of), target)
                 user_ids.append(key)
                 as_ofs.append(snapshot.as_of)
                 networks.append(NETWORK_INDEX[network])
                 lengths.append(target)
-                rows.append(scale_to_window(given[source], source, target))
-    values = np.vstack(rows) if rows else np.empty((0, len(SIGNAL_COLUMNS)))
+                sources.append(row_of[source])
+                source_days.append(source)
+    target_days = np.asarray(lengths, dtype=np.int64)
+    values = _scale_rows(given[sources], np.asarray(source_days, dtype=float), target_days)
     return SnapshotArrays(
-        user_ids, as_ofs, np.asarray(networks, dtype=np.int64), np.asarray(lengths, dtype=np.int64), values
+        user_ids, as_ofs, np.asarray(networks, dtype=np.int64), target_days, values
     )
+
+
+def _scale_rows(rows: np.ndarray, source_days: np.ndarray, target_days: np.ndarray) -> np.ndarray:
+    """The window rule on many rows at once (each with its own source and target window)."""
+    target = target_days.astype(float)[:, None]
+    scaled = np.where(_SCALED, rows * (target / source_days[:, None]), rows)
+    return np.where(_CAPPED, np.minimum(scaled, target), scaled)
 
 
 def snapshots_to_frame(

@@ -72,7 +72,9 @@ def features_for_date(
     progress(f"{as_of}: snapshots")
     snapshots = snapshots_for_date(engine, root, as_of, params)
     progress(f"{as_of}: features")
-    features = validate_features(featurize(snapshots, params.features.windows), params.features.windows)
+    features = validate_features(
+        featurize(snapshots, params.features.windows), params.features.windows
+    )
     return DateTables(as_of, snapshots, features)
 
 

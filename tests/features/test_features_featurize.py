@@ -27,14 +27,21 @@ from influence.cli import app
 from influence.vocabulary import FAMILIES, NETWORKS
 
 EXAMPLE = {
-    "user_id": "alice", "as_of": "2026-11-25",
+    "user_id": "alice",
+    "as_of": "2026-11-25",
     "networks": {
         "twitter": {
-            "window_days": 30, "followers": 1200, "following": 300, "lists": 12,
-            "account_age_days": 400, "posts": 90, "posts_with_media": 20,
+            "window_days": 30,
+            "followers": 1200,
+            "following": 300,
+            "lists": 12,
+            "account_age_days": 400,
+            "posts": 90,
+            "posts_with_media": 20,
             "received": {"like": 800, "retweet": 120, "reply": 40, "mention": 60},
             "sent": {"retweet": 10, "reply": 30, "mention": 20},
-            "unique_engagers": 350, "engager_influence": 42.5,
+            "unique_engagers": 350,
+            "engager_influence": 42.5,
         },
         "linkedin": {"window_days": 30, "followers": 500, "received": {"recommendation": 3}},
     },
@@ -71,12 +78,21 @@ def test_catalog_covers_every_network_family_and_window():
 
 def test_monotone_signals_are_the_engagement_ones():
     monotone = {s.name for s in signal_catalog() if s.monotone == 1}
-    for name in ("twitter__log_received_like__30d", "all__log_unique_engagers__7d",
-                 "linkedin__engager_influence__90d", "all__n_linked_networks",
-                 "all__n_active_networks__30d", "twitter__linked"):
+    for name in (
+        "twitter__log_received_like__30d",
+        "all__log_unique_engagers__7d",
+        "linkedin__engager_influence__90d",
+        "all__n_linked_networks",
+        "all__n_active_networks__30d",
+        "twitter__linked",
+    ):
         assert name in monotone
-    for name in ("twitter__log_followers", "twitter__log_sent_like__30d",
-                 "all__reactions_per_engager__30d", "twitter__media_share__7d"):
+    for name in (
+        "twitter__log_followers",
+        "twitter__log_sent_like__30d",
+        "all__reactions_per_engager__30d",
+        "twitter__media_share__7d",
+    ):
         assert name not in monotone
 
 
@@ -109,15 +125,22 @@ def test_reactions_per_post_and_unique_engagers_order_as_the_product_says():
         snapshot(received={"retweet": 100}, unique_engagers=100),
         snapshot(received={"retweet": 100}, unique_engagers=1),
     )
-    assert many_people["twitter__log_unique_engagers__30d"] > one_person["twitter__log_unique_engagers__30d"]
+    assert (
+        many_people["twitter__log_unique_engagers__30d"]
+        > one_person["twitter__log_unique_engagers__30d"]
+    )
 
 
 def test_cross_network_family_sums_maxima_and_counts():
-    s = SignalSnapshot.model_validate({"networks": {
-        "twitter": {"window_days": 30, "received": {"retweet": 10, "quote": 5, "like": 1}},
-        "facebook": {"window_days": 30, "received": {"share": 20}},
-        "instagram": {"window_days": 30, "received": {"like": 3}},
-    }})
+    s = SignalSnapshot.model_validate(
+        {
+            "networks": {
+                "twitter": {"window_days": 30, "received": {"retweet": 10, "quote": 5, "like": 1}},
+                "facebook": {"window_days": 30, "received": {"share": 20}},
+                "instagram": {"window_days": 30, "received": {"like": 3}},
+            }
+        }
+    )
     (row,) = features_of(s)
     assert row["all__log_amplification_received__30d"] == pytest.approx(math.log1p(35))
     assert row["all__log_amplification_received_max__30d"] == pytest.approx(math.log1p(20))

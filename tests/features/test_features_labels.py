@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 from worldkit import T, World, account, day, hit, post
@@ -29,7 +30,9 @@ def base_world() -> World:
 
 
 def test_a_hundred_people_beat_one_person_giving_a_hundred(tmp_path):
-    world = base_world().with_posts(post(1, STAR, "twitter", day(0)), post(2, PODDED, "twitter", day(0)))
+    world = base_world().with_posts(
+        post(1, STAR, "twitter", day(0)), post(2, PODDED, "twitter", day(0))
+    )
     world = world.with_interactions(
         *(hit(day(1), fan, STAR, "retweet", 1) for fan in FANS),
         *(hit(day(1 + k % 20), 100, PODDED, "retweet", 2) for k in range(100)),
@@ -41,16 +44,19 @@ def test_a_hundred_people_beat_one_person_giving_a_hundred(tmp_path):
 
 
 def test_reactions_from_selective_people_count_more(tmp_path):
-    world = base_world().with_posts(post(1, STAR, "twitter", day(0)), post(2, PODDED, "twitter", day(0)),
-                                    *(post(10 + i, PROLIFIC, "twitter", day(0)) for i in range(39)))
+    world = base_world().with_posts(
+        post(1, STAR, "twitter", day(0)),
+        post(2, PODDED, "twitter", day(0)),
+        *(post(10 + i, PROLIFIC, "twitter", day(0)) for i in range(39)),
+    )
     selective = [hit(day(1), fan, STAR, "like", 1) for fan in FANS[:10]]
     # ten indiscriminate people who each like 40 posts that day, one of them PODDED's
     spray = [hit(day(1), fan, PODDED, "like", 2) for fan in FANS[10:20]]
     spray += [hit(day(1), fan, PROLIFIC, "like", 10 + i) for fan in FANS[10:20] for i in range(39)]
     rows = label_rows(world.with_interactions(*selective, *spray), tmp_path)
     assert rows[str(STAR)]["label_engagers"] == rows[str(PODDED)]["label_engagers"] == 10
-    assert rows[str(STAR)]["label"] == pytest.approx(10 / 2 ** 0.5)  # 10 votes / sqrt(1 + 1 post)
-    assert rows[str(PODDED)]["label"] == pytest.approx(10 / 40 / 2 ** 0.5)
+    assert rows[str(STAR)]["label"] == pytest.approx(10 / 2**0.5)  # 10 votes / sqrt(1 + 1 post)
+    assert rows[str(PODDED)]["label"] == pytest.approx(10 / 40 / 2**0.5)
 
 
 def test_reactions_per_post_with_diminishing_returns(tmp_path):
@@ -59,10 +65,11 @@ def test_reactions_per_post_with_diminishing_returns(tmp_path):
     hits = [hit(day(2), fan, STAR, "like", 1) for fan in FANS[:50]]
     hits += [hit(day(2), fan, PODDED, "like", 100) for fan in FANS[50:]]
     rows = label_rows(base_world().with_posts(*few, *many).with_interactions(*hits), tmp_path)
-    assert rows[str(STAR)]["label"] == pytest.approx(50 / 4 ** 0.5)
-    assert rows[str(PODDED)]["label"] == pytest.approx(50 / 100 ** 0.5)
+    assert rows[str(STAR)]["label"] == pytest.approx(50 / 4**0.5)
+    assert rows[str(PODDED)]["label"] == pytest.approx(50 / 100**0.5)
     no_discount = label_rows(
-        base_world().with_posts(*few, *many).with_interactions(*hits), tmp_path / "b",
+        base_world().with_posts(*few, *many).with_interactions(*hits),
+        tmp_path / "b",
         post_exponent=0.0,
     )
     assert no_discount[str(STAR)]["label"] == no_discount[str(PODDED)]["label"] == 50
@@ -72,7 +79,7 @@ def test_repeat_exponent_values_repeated_reactions_sublinearly(tmp_path):
     hits = [hit(day(k), 100, STAR, "like", None) for k in range(16)]  # one a day: selectivity 1
     world = base_world().with_interactions(*(h | {"action": "mention"} for h in hits))
     rows = label_rows(world, tmp_path, repeat_exponent=0.25)
-    assert rows[str(STAR)]["label"] == pytest.approx(16 ** 0.25)  # no posts: divided by 1
+    assert rows[str(STAR)]["label"] == pytest.approx(16**0.25)  # no posts: divided by 1
     assert rows[str(PROLIFIC)]["label"] == 0.0  # linked, nobody reacted: a real zero
 
 
@@ -80,11 +87,13 @@ def test_only_networks_linked_before_t_count(tmp_path):
     world = base_world()
     world = World([*world.accounts, account(STAR, "facebook", linked=T + timedelta(days=3))])
     world = world.with_posts(post(1, STAR, "facebook", day(0)))
-    rows = label_rows(world.with_interactions(hit(day(1), 100, STAR, "like", 1, network="facebook")), tmp_path)
+    rows = label_rows(
+        world.with_interactions(hit(day(1), 100, STAR, "like", 1, network="facebook")), tmp_path
+    )
     assert rows[str(STAR)]["label"] == 0.0 and rows[str(STAR)]["label_posts"] == 0
 
 
 def test_training_dates_are_weekly_and_end_a_horizon_before_the_data():
     dates = training_as_of_dates(date(2026, 11, 2), horizon_days=30, step_days=7, n_as_of=6)
     assert dates[-1] == date(2026, 10, 3) and len(dates) == 6
-    assert all(b - a == timedelta(days=7) for a, b in zip(dates, dates[1:]))
+    assert all(b - a == timedelta(days=7) for a, b in pairwise(dates))

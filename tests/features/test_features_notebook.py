@@ -33,7 +33,12 @@ def test_signals_notebook_runs_on_a_small_world(small_world, monkeypatch):
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}
     ).execute()
     outputs = "\n".join(
-        o.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs
+        o.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
     )
     assert "signals" in outputs
-    assert not any(o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", []))
+    assert not any(
+        o.get("output_type") == "error" for c in notebook.cells for o in c.get("outputs", [])
+    )

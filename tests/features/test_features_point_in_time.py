@@ -6,7 +6,19 @@ from datetime import timedelta
 
 import pytest
 from polars.testing import assert_frame_equal
-from worldkit import ALICE, BOB, CAROL, T, day, hit, post, profile, random_world, scrambled, signal_world
+from worldkit import (
+    ALICE,
+    BOB,
+    CAROL,
+    T,
+    day,
+    hit,
+    post,
+    profile,
+    random_world,
+    scrambled,
+    signal_world,
+)
 
 from features.build import build_snapshots, read_sources
 from features.engine import PolarsEngine
@@ -20,7 +32,9 @@ def snapshots_and_features(world, root):
     engine = PolarsEngine()
     world.write(root)
     frame = build_snapshots(
-        read_sources(engine, root, T, (7, 30, 90), 3), T, iterations=10,
+        read_sources(engine, root, T, (7, 30, 90), 3),
+        T,
+        iterations=10,
         materialize=engine.materialize,
     )
     snapshots = engine.to_polars(frame).sort(["user_id", "network", "window_days"])
@@ -43,8 +57,12 @@ def test_rows_at_or_after_t_change_no_snapshot_and_no_feature(tmp_path):
         hit(day(3), BOB, ALICE, "like", 101),
         hit(day(45), CAROL, BOB, "mention"),
     ).with_posts(post(900, ALICE, "twitter", day(0), media=True), post(901, BOB, "twitter", day(2)))
-    later = type(later)(later.accounts, [*later.profiles, profile(ALICE, "twitter", day(1), 5)],
-                        later.posts, later.interactions)
+    later = type(later)(
+        later.accounts,
+        [*later.profiles, profile(ALICE, "twitter", day(1), 5)],
+        later.posts,
+        later.interactions,
+    )
     s0, f0 = snapshots_and_features(base, tmp_path / "base")
     s1, f1 = snapshots_and_features(later, tmp_path / "later")
     assert_frame_equal(s0, s1)
@@ -68,7 +86,7 @@ def test_scrambling_everything_from_t_on_changes_nothing_at_t(tmp_path, seed):
 
 def test_labels_see_only_the_horizon(tmp_path):
     world = random_world(3)
-    inside = lambda d: T <= d < T + timedelta(days=H)  # noqa: E731
+    inside = lambda d: T <= d < T + timedelta(days=H)
     outside_changed = scrambled(world, keep=inside, seed=5)
     l0 = labels(world, tmp_path / "a")
     l1 = labels(outside_changed, tmp_path / "b")

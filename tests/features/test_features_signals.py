@@ -22,15 +22,19 @@ def snapshots_of(world, root: Path, as_of: date = T, **options) -> pl.DataFrame:
     engine = PolarsEngine()
     world.write(root)
     frame = build_snapshots(
-        read_sources(engine, root, as_of, WINDOWS, 3), as_of, windows=WINDOWS,
-        materialize=engine.materialize, **options,
+        read_sources(engine, root, as_of, WINDOWS, 3),
+        as_of,
+        windows=WINDOWS,
+        materialize=engine.materialize,
+        **options,
     )
     return Snapshots.validate(engine.to_polars(frame))
 
 
 def row(frame: pl.DataFrame, user: int, network: str, window: int) -> dict:
     rows = frame.filter(
-        pl.col("user_id") == str(user), pl.col("network") == network,
+        pl.col("user_id") == str(user),
+        pl.col("network") == network,
         pl.col("window_days") == window,
     ).to_dicts()
     assert len(rows) == 1, f"expected one row for {user}/{network}/{window}, got {len(rows)}"
@@ -112,12 +116,17 @@ def test_sent_conversations_and_reciprocity(snapshots):
 def test_pagerank_has_mean_one_per_network(snapshots):
     means = snapshots.group_by("network", "window_days").agg(pl.col("pagerank").mean())
     assert np.allclose(means["pagerank"].to_numpy(), 1.0)
-    assert row(snapshots, ALICE, "twitter", 7)["pagerank"] > row(snapshots, BOT, "twitter", 7)["pagerank"]
+    assert (
+        row(snapshots, ALICE, "twitter", 7)["pagerank"]
+        > row(snapshots, BOT, "twitter", 7)["pagerank"]
+    )
 
 
 def test_engager_influence_is_the_mean_percentile_of_the_engagers(snapshots):
-    cross = snapshots.filter(pl.col("window_days") == 7).group_by("user_id").agg(
-        pl.col("cross_network_pagerank").first()
+    cross = (
+        snapshots.filter(pl.col("window_days") == 7)
+        .group_by("user_id")
+        .agg(pl.col("cross_network_pagerank").first())
     )
     ranks = cross.with_columns(
         pct=100 * (pl.col("cross_network_pagerank").rank("average") - 1) / (pl.len() - 1)
@@ -132,10 +141,12 @@ def test_reactions_per_post_signal_ranks_few_posts_above_many(tmp_path):
     from features.featurize import featurize
 
     base = signal_world()
-    world = base.with_posts(*(
-        {**p, "post_id": 9000 + i, "user_id": DAVE, "date": day(-2)}
-        for i, p in enumerate([base.posts[0]] * 90)
-    ))
+    world = base.with_posts(
+        *(
+            {**p, "post_id": 9000 + i, "user_id": DAVE, "date": day(-2)}
+            for i, p in enumerate([base.posts[0]] * 90)
+        )
+    )
     frame = featurize(snapshots_of(world, tmp_path))
     per_post = dict(zip(frame["user_id"], frame["twitter__reactions_per_post__7d"]))
     assert per_post[str(DAVE)] < per_post[str(ALICE)]
@@ -143,16 +154,28 @@ def test_reactions_per_post_signal_ranks_few_posts_above_many(tmp_path):
 
 def test_pagerank_on_a_four_node_graph_matches_the_linear_solution():
     edges = pl.DataFrame(
-        {"graph": [0] * 5, "src": [1, 1, 2, 3, 4], "dst": [2, 3, 3, 1, 3],
-         "weight": [1.0, 3.0, 1.0, 2.0, 1.0]}
+        {
+            "graph": [0] * 5,
+            "src": [1, 1, 2, 3, 4],
+            "dst": [2, 3, 3, 1, 3],
+            "weight": [1.0, 3.0, 1.0, 2.0, 1.0],
+        }
     )
     nodes = pl.DataFrame({"graph": [0], "node": [1]})
     import narwhals as nw
 
-    ranks = weighted_pagerank(
-        nw.from_native(edges.lazy()), nw.from_native(nodes.lazy()), damping=0.85, iterations=200,
-        materialize=PolarsEngine().materialize,
-    ).to_native().collect().sort("node")
+    ranks = (
+        weighted_pagerank(
+            nw.from_native(edges.lazy()),
+            nw.from_native(nodes.lazy()),
+            damping=0.85,
+            iterations=200,
+            materialize=PolarsEngine().materialize,
+        )
+        .to_native()
+        .collect()
+        .sort("node")
+    )
     # Known answer: r = (1-d)/N + d * M r, M column-stochastic from the weights (no dangling)
     n, d = 4, 0.85
     m = np.zeros((n, n))
@@ -170,10 +193,18 @@ def test_pagerank_spreads_the_mass_of_dangling_nodes():
 
     edges = pl.DataFrame({"graph": [0, 0], "src": [1, 2], "dst": [2, 3], "weight": [1.0, 1.0]})
     nodes = pl.DataFrame({"graph": [0], "node": [4]})  # isolated, ranked anyway
-    ranks = weighted_pagerank(
-        nw.from_native(edges.lazy()), nw.from_native(nodes.lazy()), damping=0.85, iterations=300,
-        materialize=PolarsEngine().materialize,
-    ).to_native().collect().sort("node")
+    ranks = (
+        weighted_pagerank(
+            nw.from_native(edges.lazy()),
+            nw.from_native(nodes.lazy()),
+            damping=0.85,
+            iterations=300,
+            materialize=PolarsEngine().materialize,
+        )
+        .to_native()
+        .collect()
+        .sort("node")
+    )
     n, d = 4, 0.85
     m = np.zeros((n, n))
     m[1, 0] = m[2, 1] = 1.0

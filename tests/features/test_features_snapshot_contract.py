@@ -6,6 +6,7 @@ import json
 import math
 from datetime import date
 
+import numpy as np
 import pandera.errors
 import polars as pl
 import pytest
@@ -29,11 +30,17 @@ EXAMPLE = {
     "as_of": "2026-11-25",
     "networks": {
         "twitter": {
-            "window_days": 30, "followers": 1200, "following": 300, "lists": 12,
-            "account_age_days": 400, "posts": 90, "posts_with_media": 20,
+            "window_days": 30,
+            "followers": 1200,
+            "following": 300,
+            "lists": 12,
+            "account_age_days": 400,
+            "posts": 90,
+            "posts_with_media": 20,
             "received": {"like": 800, "retweet": 120, "reply": 40, "mention": 60},
             "sent": {"retweet": 10, "reply": 30, "mention": 20},
-            "unique_engagers": 350, "engager_influence": 42.5,
+            "unique_engagers": 350,
+            "engager_influence": 42.5,
         },
         "linkedin": {"window_days": 30, "followers": 500, "received": {"recommendation": 3}},
     },
@@ -42,7 +49,9 @@ EXAMPLE = {
 
 def errors_of(payload) -> list[tuple[str, str]]:
     with pytest.raises(ValidationError) as caught:
-        SignalSnapshot.model_validate_json(json.dumps(payload) if not isinstance(payload, str) else payload)
+        SignalSnapshot.model_validate_json(
+            json.dumps(payload) if not isinstance(payload, str) else payload
+        )
     return [(".".join(str(p) for p in e["loc"]), e["msg"]) for e in caught.value.errors()]
 
 
@@ -68,18 +77,35 @@ def test_only_networks_and_window_days_are_required():
     ("payload", "where", "says"),
     [
         (with_twitter(followers=-1), "networks.twitter.window.followers", "greater than or equal"),
-        ('{"networks": {"twitter": {"window_days": 30, "posts": NaN}}}',
-         "networks.twitter.window.posts", "finite"),
-        ('{"networks": {"twitter": {"window_days": 30, "posts": Infinity}}}',
-         "networks.twitter.window.posts", "finite"),
+        (
+            '{"networks": {"twitter": {"window_days": 30, "posts": NaN}}}',
+            "networks.twitter.window.posts",
+            "finite",
+        ),
+        (
+            '{"networks": {"twitter": {"window_days": 30, "posts": Infinity}}}',
+            "networks.twitter.window.posts",
+            "finite",
+        ),
         (with_twitter(followers=1e13), "networks.twitter.window.followers", "less than or equal"),
         (with_twitter(followers="12"), "networks.twitter.window.followers", "valid number"),
-        (with_twitter(engager_influence=101), "networks.twitter.window.engager_influence", "less than"),
+        (
+            with_twitter(engager_influence=101),
+            "networks.twitter.window.engager_influence",
+            "less than",
+        ),
         (with_twitter(received={"like": -3}), "networks.twitter.window.received.like", "greater"),
-        (with_twitter(received={"poke": 3}), "networks.twitter.window.received.poke.[key]", "'like'"),
+        (
+            with_twitter(received={"poke": 3}),
+            "networks.twitter.window.received.poke.[key]",
+            "'like'",
+        ),
         (with_twitter(bogus=3), "networks.twitter.window.bogus", "Extra inputs"),
-        ({"networks": {"twitter": {"followers": 3}}}, "networks.twitter.window.window_days",
-         "Field required"),
+        (
+            {"networks": {"twitter": {"followers": 3}}},
+            "networks.twitter.window.window_days",
+            "Field required",
+        ),
         (with_twitter(window_days=0), "networks.twitter.window.window_days", "greater than"),
         ({"networks": {}}, "networks", "at least 1 item"),
         ({"networks": {"myspace": {"window_days": 7}}}, "networks.myspace.[key]", "'twitter'"),
@@ -114,30 +140,42 @@ def test_snapshots_are_frozen():
 
 def test_window_rule_scales_counts_not_levels_and_caps_active_days():
     snapshot = SignalSnapshot.model_validate(
-        with_twitter(followers=1000, posts=30, received={"like": 300}, follower_growth=-60,
-                     active_days=20, engager_influence=40, reciprocity=0.5, account_age_days=99)
+        with_twitter(
+            followers=1000,
+            posts=30,
+            received={"like": 300},
+            follower_growth=-60,
+            active_days=20,
+            engager_influence=40,
+            reciprocity=0.5,
+            account_age_days=99,
+        )
     )
     frame = snapshots_to_frame([snapshot], windows=(7, 30, 90))
     by_window = {r["window_days"]: r for r in frame.to_dicts()}
     assert [by_window[w]["posts"] for w in (7, 30, 90)] == [7, 30, 90]
     assert [by_window[w]["received_like"] for w in (7, 30, 90)] == [70, 300, 900]
     assert [by_window[w]["follower_growth"] for w in (7, 30, 90)] == [-14, -60, -180]
-    assert [by_window[w]["active_days"] for w in (7, 30, 90)] == pytest.approx([20 * 7 / 30, 20, 60])
+    assert [by_window[w]["active_days"] for w in (7, 30, 90)] == pytest.approx(
+        [20 * 7 / 30, 20, 60]
+    )
     for w in (7, 30, 90):
         r = by_window[w]
-        assert (r["followers"], r["engager_influence"], r["reciprocity"], r["account_age_days"]) == (
-            1000, 40, 0.5, 99)
+        assert (
+            r["followers"],
+            r["engager_influence"],
+            r["reciprocity"],
+            r["account_age_days"],
+        ) == (1000, 40, 0.5, 99)
         assert r["received_retweet"] is None and r["lists"] is None  # unknown stays unknown
     Snapshots.validate(frame)
 
 
 def test_active_days_never_exceed_the_model_window():
-    from features.snapshot import SIGNAL_COLUMNS, scale_to_window
+    from features.snapshot import scale_to_window
 
     values = [math.nan] * len(SIGNAL_COLUMNS)
     values[SIGNAL_COLUMNS.index("active_days")] = 30.0
-    import numpy as np
-
     scaled = scale_to_window(np.array(values), 10, 7)  # inconsistent input: 30 active of 10
     assert scaled[SIGNAL_COLUMNS.index("active_days")] == 7
 
@@ -147,7 +185,11 @@ def test_several_client_windows_use_the_closest_one():
     assert closest_window((7, 28), 7) == 7
     assert closest_window((10, 40), 20) == 40  # same ratio 2: the longer
     snapshot = SignalSnapshot.model_validate(
-        {"networks": {"twitter": [{"window_days": 7, "posts": 1}, {"window_days": 60, "posts": 30}]}}
+        {
+            "networks": {
+                "twitter": [{"window_days": 7, "posts": 1}, {"window_days": 60, "posts": 30}]
+            }
+        }
     )
     frame = snapshots_to_frame([snapshot], windows=(7, 30, 90))
     assert frame.sort("window_days")["posts"].to_list() == [1, 15, 45]
@@ -179,7 +221,10 @@ def test_arrays_and_frame_agree():
     frame = snapshots_to_frame([a])
     assert arrays.values.shape == (6, len(SIGNAL_COLUMNS))
     values = frame.select(SIGNAL_COLUMNS).fill_null(math.nan).to_numpy()
-    assert (values == arrays.values)[~(values != values)].all()
+    known = ~np.isnan(values)
+    assert (np.isnan(arrays.values) == ~known).all() and (
+        values[known] == arrays.values[known]
+    ).all()
 
 
 def test_snapshot_table_failures_name_the_column():

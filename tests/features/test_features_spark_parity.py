@@ -10,7 +10,7 @@ from features.build import build_snapshots, read_sources
 from features.engine import PolarsEngine, SparkEngine
 from features.featurize import featurize
 from features.labels import outcome_labels, read_label_sources
-from features.snapshot import Kind, SIGNAL_BY_NAME, validate_snapshots
+from features.snapshot import SIGNAL_BY_NAME, Kind, validate_snapshots
 
 pytestmark = pytest.mark.spark
 
@@ -28,13 +28,19 @@ def spark_engine():
 
 @pytest.fixture(scope="module", params=["signal_world", "random_world"])
 def raw(request, tmp_path_factory):
-    world = signal_world() if request.param == "signal_world" else random_world(11, users=15, first=-95, last=35, per_day=24)
+    world = (
+        signal_world()
+        if request.param == "signal_world"
+        else random_world(11, users=15, first=-95, last=35, per_day=24)
+    )
     return world.write(tmp_path_factory.mktemp(request.param))
 
 
 def snapshots(engine, raw) -> pl.DataFrame:
     frame = build_snapshots(
-        read_sources(engine, raw, T, (7, 30, 90), 3), T, iterations=5,
+        read_sources(engine, raw, T, (7, 30, 90), 3),
+        T,
+        iterations=5,
         materialize=engine.materialize,
     )
     return validate_snapshots(engine.to_polars(frame)).sort(KEYS)
@@ -63,8 +69,18 @@ def test_snapshots_features_and_labels_match(spark_engine, raw):
     ours, theirs = snapshots(polars_engine, raw), snapshots(spark_engine, raw)
     counts = {n for n, s in SIGNAL_BY_NAME.items() if s.kind in COUNT_KINDS}
     counts -= {"selective_reactions"}  # a sum of fractions: float, compared to 1e-9
-    counts |= {"followers", "following", "lists", "follower_growth", "account_age_days", "days_linked"}
+    counts |= {
+        "followers",
+        "following",
+        "lists",
+        "follower_growth",
+        "account_age_days",
+        "days_linked",
+    }
     assert_same(ours, theirs, exact=counts)
     assert_same(featurize(ours), featurize(theirs), exact=set())
-    assert_same(labels(polars_engine, raw), labels(spark_engine, raw),
-                exact={"label_reactions", "label_engagers", "label_posts"})
+    assert_same(
+        labels(polars_engine, raw),
+        labels(spark_engine, raw),
+        exact={"label_reactions", "label_engagers", "label_posts"},
+    )

@@ -38,8 +38,17 @@ def run(*args: str):
 
 def test_one_date_writes_validated_snapshots_and_features(raw, tmp_path, params_file):
     out = tmp_path / "features"
-    result = run("features", "--raw", str(raw), "--as-of", "2026-03-20", "--out", str(out),
-                 "--params", str(params_file))
+    result = run(
+        "features",
+        "--raw",
+        str(raw),
+        "--as-of",
+        "2026-03-20",
+        "--out",
+        str(out),
+        "--params",
+        str(params_file),
+    )
     assert "signals" in result.output
     folder = out / "as_of=2026-03-20"
     snapshots = validate_snapshots(pl.read_parquet(folder / "snapshots.parquet"))
@@ -51,9 +60,11 @@ def test_one_date_writes_validated_snapshots_and_features(raw, tmp_path, params_
 
 def test_training_set_has_every_as_of_date_with_labels(raw, tmp_path, params_file):
     out = tmp_path / "features"
-    run("features", "--raw", str(raw), "--training", "--out", str(out), "--params", str(params_file))
+    run(
+        "features", "--raw", str(raw), "--training", "--out", str(out), "--params", str(params_file)
+    )
     train = pl.read_parquet(out / "train.parquet")
-    assert train.columns[: 2] == ["user_id", "as_of"]
+    assert train.columns[:2] == ["user_id", "as_of"]
     assert set(feature_names()) <= set(train.columns) and "label" in train.columns
     dates = sorted(train["as_of"].unique().to_list())
     assert dates[-1] == T - timedelta(days=14)  # the data ends at T (exclusive): T_last = end - H
@@ -78,7 +89,17 @@ def test_a_crash_leaves_no_half_written_table(raw, tmp_path, params_file, monkey
 
     monkeypatch.setattr(stage, "labels_for_date", crash_on_second)
     result = CliRunner().invoke(
-        app, ["features", "--raw", str(raw), "--training", "--out", str(out), "--params", str(params_file)]
+        app,
+        [
+            "features",
+            "--raw",
+            str(raw),
+            "--training",
+            "--out",
+            str(out),
+            "--params",
+            str(params_file),
+        ],
     )
     assert result.exit_code != 0
     assert not (out / "train.parquet").exists()

@@ -67,8 +67,9 @@ class World:
         return root
 
 
-def account(user: int, network: str, created: date = date(2025, 1, 1),
-            linked: date = date(2025, 6, 1)) -> dict[str, Any]:
+def account(
+    user: int, network: str, created: date = date(2025, 1, 1), linked: date = date(2025, 6, 1)
+) -> dict[str, Any]:
     return {
         "user_id": user,
         "network": network,
@@ -77,18 +78,26 @@ def account(user: int, network: str, created: date = date(2025, 1, 1),
     }
 
 
-def profile(user: int, network: str, d: date, followers: int, following: int = 10,
-            lists: int | None = None) -> dict[str, Any]:
+def profile(
+    user: int, network: str, d: date, followers: int, following: int = 10, lists: int | None = None
+) -> dict[str, Any]:
     return {
-        "date": d, "user_id": user, "network": network, "followers": followers,
-        "following": following, "lists": lists if network == "twitter" else None,
+        "date": d,
+        "user_id": user,
+        "network": network,
+        "followers": followers,
+        "following": following,
+        "lists": lists if network == "twitter" else None,
         "posts_total": 0,
     }
 
 
 def post(post_id: int, user: int, network: str, d: date, media: bool = False) -> dict[str, Any]:
     return {
-        "date": d, "post_id": post_id, "user_id": user, "network": network,
+        "date": d,
+        "post_id": post_id,
+        "user_id": user,
+        "network": network,
         "created_at": datetime.combine(d, datetime.min.time()) + timedelta(hours=9),
         "has_media": media,
     }
@@ -97,12 +106,22 @@ def post(post_id: int, user: int, network: str, d: date, media: bool = False) ->
 _ids = iter(range(10_000, 10**9))
 
 
-def hit(d: date, actor: int, target: int, action: str, post_id: int | None = None,
-        network: str = "twitter") -> dict[str, Any]:
+def hit(
+    d: date,
+    actor: int,
+    target: int,
+    action: str,
+    post_id: int | None = None,
+    network: str = "twitter",
+) -> dict[str, Any]:
     return {
-        "date": d, "interaction_id": next(_ids),
+        "date": d,
+        "interaction_id": next(_ids),
         "ts": datetime.combine(d, datetime.min.time()) + timedelta(hours=12),
-        "network": network, "actor_id": actor, "target_id": target, "action": action,
+        "network": network,
+        "actor_id": actor,
+        "target_id": target,
+        "action": action,
         "post_id": post_id,
     }
 
@@ -154,8 +173,9 @@ def signal_world() -> World:
     return World(accounts, profiles, posts, interactions)
 
 
-def random_world(seed: int = 0, users: int = 30, first: int = -100, last: int = 40,
-                 per_day: int = 40) -> World:
+def random_world(
+    seed: int = 0, users: int = 30, first: int = -100, last: int = 40, per_day: int = 40
+) -> World:
     """A random valid world on twitter, facebook and linkedin from T+first to T+last days."""
     import numpy as np
 
@@ -164,7 +184,9 @@ def random_world(seed: int = 0, users: int = 30, first: int = -100, last: int = 
     rng = np.random.default_rng(seed)
     networks = ("twitter", "facebook", "linkedin")
     accounts = [
-        account(u, n, created=date(2024, 1, 1), linked=T + timedelta(days=int(rng.integers(-200, 20))))
+        account(
+            u, n, created=date(2024, 1, 1), linked=T + timedelta(days=int(rng.integers(-200, 20)))
+        )
         for u in range(1, users + 1)
         for n in networks
         if rng.random() < 0.7 or n == "twitter"
@@ -176,8 +198,15 @@ def random_world(seed: int = 0, users: int = 30, first: int = -100, last: int = 
         d = day(offset)
         for u, n in linked:
             if offset % 3 == 0 or offset in (-1, -8, -31, -91):
-                profiles.append(profile(u, n, d, int(100 + 5 * u + offset + rng.integers(0, 9)),
-                                        lists=int(rng.integers(0, 5))))
+                profiles.append(
+                    profile(
+                        u,
+                        n,
+                        d,
+                        int(100 + 5 * u + offset + rng.integers(0, 9)),
+                        lists=int(rng.integers(0, 5)),
+                    )
+                )
         today = []
         for _ in range(per_day // 4):
             u, n = linked[int(rng.integers(len(linked)))]
@@ -191,9 +220,16 @@ def random_world(seed: int = 0, users: int = 30, first: int = -100, last: int = 
             actor = int(rng.integers(1, users + 1))
             if actor == target["user_id"]:
                 continue
-            interactions.append(hit(d, actor, target["user_id"], chosen.name,
-                                    target["post_id"] if chosen.on_post else None,
-                                    network=target["network"]))
+            interactions.append(
+                hit(
+                    d,
+                    actor,
+                    target["user_id"],
+                    chosen.name,
+                    target["post_id"] if chosen.on_post else None,
+                    network=target["network"],
+                )
+            )
     return World(accounts, profiles, posts, interactions)
 
 
@@ -213,6 +249,16 @@ def scrambled(world: World, keep, seed: int = 1) -> World:
             target = posts[int(rng.integers(len(posts)))]
             actor = int(rng.integers(1, 40))
             if actor != target["user_id"]:
-                out.append({**hit(row["date"], actor, target["user_id"], "like",
-                                  target["post_id"], network=target["network"])})
+                out.append(
+                    {
+                        **hit(
+                            row["date"],
+                            actor,
+                            target["user_id"],
+                            "like",
+                            target["post_id"],
+                            network=target["network"],
+                        )
+                    }
+                )
     return replace(world, interactions=out)
