@@ -86,8 +86,11 @@ class InfluenceService:
     def __init__(self) -> None:
         self.scorer = load_scorer(ServingSettings())
 
+    # async on purpose: one request is a millisecond or two of CPU under the GIL, so a hop to
+    # BentoML's worker thread (and back) would cost about as much as the scoring itself and buy
+    # no concurrency. The batch endpoint, ~100x longer, keeps the thread.
     @bentoml.api(route="/score", input_spec=ScoreRequest)
-    def score(self, snapshot: SignalSnapshot, explain: bool = True) -> ScoreResponse:
+    async def score(self, snapshot: SignalSnapshot, explain: bool = True) -> ScoreResponse:
         """Score one user's signal snapshot; with explain (default) also points per network and
         family, the top factors and up to three tips."""
         with internal_errors():

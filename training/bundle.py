@@ -125,16 +125,17 @@ def _matrix(features: Features, columns: tuple[str, ...] | list[str]) -> np.ndar
 def _matrix_columns(features: FeatureMatrix, columns: tuple[str, ...]) -> np.ndarray:
     if columns == features.names:
         return features.values
-    index = _column_index(features.names)
+    return features.values[:, _positions(features.names, columns)]
+
+
+@lru_cache(maxsize=16)
+def _positions(names: tuple[str, ...], columns: tuple[str, ...]) -> np.ndarray:
+    """Where each of `columns` is in `names` (cached: a bundle asks for the same few sets)."""
+    index = {name: i for i, name in enumerate(names)}
     missing = [c for c in columns if c not in index]
     if missing:
         raise KeyError(f"feature matrix lacks {len(missing)} model column(s), e.g. {missing[:5]}")
-    return features.values[:, [index[c] for c in columns]]
-
-
-@lru_cache(maxsize=4)
-def _column_index(names: tuple[str, ...]) -> dict[str, int]:
-    return {name: i for i, name in enumerate(names)}
+    return np.array([index[c] for c in columns], dtype=np.intp)
 
 
 def _height(features: Features) -> int:
