@@ -207,6 +207,24 @@ class Grid(_Signals):
         return self._best_all[..., _ACROSS[name]]
 
     @cached_property
+    def _across_logs(self) -> np.ndarray:
+        return log1p(self._across_all)
+
+    @cached_property
+    def _best_logs(self) -> np.ndarray:
+        return log1p(self._best_all)
+
+    def across_log(self, name: str) -> np.ndarray:
+        """log(1 + the signal summed across networks): (U, K)."""
+        if name in ("received", "received_on_posts", "sent"):
+            return self.memo(f"across_log:{name}", lambda: log1p(self.across(name)))
+        return self._across_logs[..., _ACROSS[name]]
+
+    def best_log(self, name: str) -> np.ndarray:
+        """log(1 + the signal's maximum across networks): (U, K)."""
+        return self._best_logs[..., _ACROSS[name]]
+
+    @cached_property
     def family_received(self) -> np.ndarray:
         """Reactions received per family: (F, U, N, K)."""
         return self._received[2:]
@@ -627,7 +645,7 @@ def _weighted_influence(g: Grid) -> np.ndarray:
 
 def _across_specs() -> list[Spec]:
     def across_log(name: str) -> Compute:
-        return lambda g: log1p(g.across(name))
+        return lambda g: g.across_log(name)
 
     specs = [
         Spec(
@@ -646,7 +664,7 @@ def _across_specs() -> list[Spec]:
             "audience",
             0,
             "log(1 + followers summed over networks)",
-            lambda g: log1p(g.across("followers")[:, 0]),
+            lambda g: g.across_log("followers")[:, 0],
             scope="across",
             level=True,
         ),
@@ -655,7 +673,7 @@ def _across_specs() -> list[Spec]:
             "audience",
             0,
             "log(1 + followers on the biggest network)",
-            lambda g: log1p(g.best("followers")[:, 0]),
+            lambda g: g.best_log("followers")[:, 0],
             scope="across",
             level=True,
         ),
@@ -664,7 +682,7 @@ def _across_specs() -> list[Spec]:
             "audience",
             0,
             "log(1 + accounts followed, all networks)",
-            lambda g: log1p(g.across("following")[:, 0]),
+            lambda g: g.across_log("following")[:, 0],
             scope="across",
             level=True,
         ),
@@ -673,7 +691,7 @@ def _across_specs() -> list[Spec]:
             "account",
             0,
             "log(1 + age in days of the oldest account)",
-            lambda g: log1p(g.best("account_age_days")[:, 0]),
+            lambda g: g.best_log("account_age_days")[:, 0],
             scope="across",
             level=True,
         ),
@@ -682,7 +700,7 @@ def _across_specs() -> list[Spec]:
             "account",
             0,
             "log(1 + days since the first network was linked)",
-            lambda g: log1p(g.best("days_linked")[:, 0]),
+            lambda g: g.best_log("days_linked")[:, 0],
             scope="across",
             level=True,
         ),
@@ -691,7 +709,7 @@ def _across_specs() -> list[Spec]:
             "engager_influence",
             +1,
             "log(1 + PageRank on the engagement graph of all networks, mean 1)",
-            lambda g: log1p(g.best("cross_network_pagerank")[:, 0]),
+            lambda g: g.best_log("cross_network_pagerank")[:, 0],
             scope="across",
             level=True,
         ),
@@ -700,7 +718,7 @@ def _across_specs() -> list[Spec]:
             "engager_influence",
             +1,
             "log(1 + the highest per-network PageRank)",
-            lambda g: log1p(g.best("pagerank")[:, 0]),
+            lambda g: g.best_log("pagerank")[:, 0],
             scope="across",
             level=True,
         ),
@@ -717,7 +735,7 @@ def _across_specs() -> list[Spec]:
             "reactions",
             +1,
             "log((1 + reactions on posts) / (1 + posts)), all networks, last {window} days",
-            lambda g: log1p(g.across("received_on_posts")) - log1p(g.across("posts")),
+            lambda g: g.across_log("received_on_posts") - g.across_log("posts"),
             scope="across",
         ),
         Spec(
@@ -725,7 +743,7 @@ def _across_specs() -> list[Spec]:
             "reactions",
             0,
             "log((1 + reactions) / (1 + followers)), all networks, last {window} days",
-            lambda g: log1p(g.across("received")) - log1p(g.across("followers")),
+            lambda g: g.across_log("received") - g.across_log("followers"),
             scope="across",
         ),
         Spec(
@@ -741,7 +759,7 @@ def _across_specs() -> list[Spec]:
             "engagers",
             +1,
             "log(1 + distinct engagers on the best network, last {window} days)",
-            lambda g: log1p(g.best("unique_engagers")),
+            lambda g: g.best_log("unique_engagers"),
             scope="across",
         ),
         Spec(
@@ -749,7 +767,7 @@ def _across_specs() -> list[Spec]:
             "engagers",
             0,
             "log((1 + reactions) / (1 + distinct engagers)), all networks, last {window} days",
-            lambda g: log1p(g.across("received")) - log1p(g.across("unique_engagers")),
+            lambda g: g.across_log("received") - g.across_log("unique_engagers"),
             scope="across",
         ),
         Spec(
