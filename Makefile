@@ -54,6 +54,8 @@ bench: setup ## speed and memory benchmarks; writes reports/bench.json
 	$(BIN)/python -m benchmarks.run
 
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5000 over the project's store (mlflow.db, mlartifacts/)
+	@# no GenAI job runner (8 extra processes on a 2-core box); experiments and registry only
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
 		--artifacts-destination ./mlartifacts --host 127.0.0.1 --port 5000 --workers 1
 
