@@ -198,7 +198,9 @@ def test_featurize_is_fast_for_one_and_for_a_thousand_snapshots():
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])
 def test_signals_command_prints_the_catalog(fmt, tmp_path):
-    result = CliRunner().invoke(app, ["signals", "--format", fmt])
+    params = tmp_path / "params.yaml"
+    params.write_text("features:\n  windows: [7, 30, 90]\n")
+    result = CliRunner().invoke(app, ["signals", "--format", fmt, "--params", str(params)])
     assert result.exit_code == 0, result.output
     names = feature_names()
     if fmt == "csv":
@@ -209,5 +211,6 @@ def test_signals_command_prints_the_catalog(fmt, tmp_path):
     else:
         assert f"{len(names)} signals" in result.output
     out = tmp_path / f"catalog.{fmt}"
-    assert CliRunner().invoke(app, ["signals", "--format", fmt, "--out", str(out)]).exit_code == 0
+    args = ["signals", "--format", fmt, "--out", str(out), "--params", str(params)]
+    assert CliRunner().invoke(app, args).exit_code == 0
     assert out.stat().st_size > 1000

@@ -23,7 +23,14 @@ def small_world(tmp_path_factory):
     return root
 
 
-def test_signals_notebook_runs_on_a_small_world(small_world, monkeypatch):
+def test_signals_notebook_runs_on_a_small_world(small_world, monkeypatch, tmp_path):
+    import yaml
+
+    # only the sections the notebook reads: other stages' keys may be mid-edit
+    full = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({k: full[k] for k in ("features", "labels") if k in full}))
+    monkeypatch.setenv("INFLUENCE_PARAMS", str(params))
     monkeypatch.setenv("INFLUENCE_PROJECT_ROOT", str(REPO))
     monkeypatch.setenv("INFLUENCE_RAW", str(small_world / "raw"))
     monkeypatch.setenv("INFLUENCE_TRUTH", str(small_world / "truth"))
