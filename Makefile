@@ -32,7 +32,7 @@ $(STAMP): $(UV) pyproject.toml uv.lock
 
 setup: $(STAMP) ## create .venv and install the locked dependencies (idempotent)
 
-run: pipeline ## the main job: the pipeline (dvc repro), then serve the champion on 127.0.0.1:3000
+run: backfill ## the main job: pipeline (dvc repro), 30-day score history, then serve on 127.0.0.1:3000
 	@$(MAKE) --no-print-directory serve
 
 pipeline: setup ## dvc repro: simulate, validate, features, train, evaluate, register
