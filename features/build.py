@@ -20,9 +20,21 @@ Definitions worth knowing (the meanings are in `features.snapshot.SIGNALS`):
   and the 30-day graph is half the 90-day one while describing influence now); ranks are scaled
   so the mean node has 1; a user's influence as an engager is the percentile (0-100) of their
   cross-network PageRank, and `engager_influence` is the mean over their distinct engagers;
+- the graph and the engagers count every interaction dated before T, whoever was linked then:
+  an engager's influence does not depend on whether they use the platform;
 - reciprocity: share of distinct engagers of the window that the user also reacted to within
   the same window, on that network;
-- conversations started: distinct posts of the user that received a reply/comment in the window.
+- conversations started: distinct posts of the user that received a reply/comment in the window;
+- active days: days of the window with a post or a reaction sent on that network;
+- audience: the profile of the last day before T (or the latest within
+  `profile_lookback_days`); follower growth over w days compares it with the profile of the day
+  before the window (T - w - 1), null when the account has no profile then (too young).
+
+Speed: the events of the longest window are read once (only those partitions, the vocabulary as
+small integer codes) and pinned; every aggregation over them is a single group-by: received and
+sent per action, one pair-level aggregation (network, target, actor) that carries the last date
+per action family, and the selectivity weight as a window count. Each PageRank iteration is
+pinned by the engine so plans stay flat.
 """
 
 from __future__ import annotations
