@@ -126,11 +126,12 @@ def signal_fingerprints(snapshots: pl.DataFrame) -> pl.DataFrame:
     )
     key = network_code.to_numpy() * np.uint64(1_000) + frame["window_days"].cast(pl.UInt64).to_numpy()
     with np.errstate(over="ignore"):
-        row_hash = _mix(key + _GOLDEN)
-        for j in range(bits.shape[1]):
-            row_hash = _mix(row_hash ^ _mix(bits[:, j] + _GOLDEN * np.uint64(j + 1)))
+        # each value mixed with its column's offset, summed per row (uint64 sums wrap), then
+        # mixed with the row's (network, window) key
+        offsets = _GOLDEN * np.arange(1, bits.shape[1] + 1, dtype=np.uint64)
+        row_hash = _mix(_mix(bits + offsets).sum(axis=1, dtype=np.uint64) ^ _mix(key + _GOLDEN))
         users = frame["user_id"]
-        starts = np.flatnonzero(np.r_[True, users[1:].to_numpy() != users[:-1].to_numpy()])
+        starts = np.flatnonzero((users != users.shift(1)).fill_null(True).to_numpy())
         # rows of a user are distinct (network, window) pairs: their sum does not depend on order
         user_hash = np.add.reduceat(row_hash, starts)
     return pl.DataFrame(
