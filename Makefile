@@ -47,7 +47,7 @@ test-slow: setup ## the slow tests too (full default world, real servers)
 serve: setup ## serve the registry's champion on http://127.0.0.1:3000 (POST /score, /score_batch)
 	$(BIN)/influence serve --port 3000
 
-backfill: pipeline ## score the last 30 days (score_daily.backfill_days) into the score history; fills only missing days
+backfill: pipeline ## score the last 31 days (score_daily.backfill_days) into the score history; fills only missing days
 	$(BIN)/influence backfill --skip-existing
 
 bench: setup ## speed and memory benchmarks; writes reports/bench.json

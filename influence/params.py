@@ -90,8 +90,9 @@ class ScoreDailyParams(_Section):
     max_gap_days: int = Field(30, gt=0)
     """A published score older than this is forgotten: the user starts afresh at the model score."""
     score_decimals: int = Field(2, ge=0, le=6)
-    backfill_days: int = Field(30, gt=0)
-    """Days `make backfill` fills, ending with the last day of data."""
+    backfill_days: int = Field(31, gt=0)
+    """Days `make backfill` fills, ending with the as-of date after the last day of data (31: the
+    month change needs the score of 30 days before the latest)."""
     history_max_days: int = Field(730, gt=0)
     """Longest series `GET /users/{id}/history?days=` returns."""
     lock_timeout_seconds: float = Field(30.0, ge=0)
