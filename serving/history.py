@@ -395,7 +395,7 @@ def user_score(user_id: str, history: pl.DataFrame, decimals: int = 2) -> UserSc
         provisional=latest["provisional"],
         model_version=latest["model_version"],
         score_delta=score_delta(history, decimals),
-        networks={k: round(v, decimals) for k, v in points.items() if v is not None},
+        networks={k: round(v, decimals) + 0.0 for k, v in points.items() if v is not None},  # no -0.0
     )
 
 
@@ -415,7 +415,7 @@ def user_series(user_id: str, history: pl.DataFrame, days: int) -> UserHistory |
         last=last,
         series=[
             HistoryPoint(**{k: row[k] for k in HistoryPoint.model_fields})
-            for row in rows.iter_rows(named=True)
+            for row in rows.with_columns(pl.col("raw_score").round(4)).iter_rows(named=True)
         ],
     )
 
