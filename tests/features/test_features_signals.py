@@ -217,3 +217,19 @@ def test_interactions_on_unlinked_or_unknown_accounts_do_not_make_rows(tmp_path)
     world = signal_world().with_interactions(hit(day(-2), BOB, 77, "like", None))
     frame = snapshots_of(world, tmp_path)
     assert "77" not in frame["user_id"].to_list()
+
+
+def test_batch_snapshots_score_the_same_through_the_http_schema(snapshots):
+    """One score, two paths: a batch-built snapshot sent as JSON gives the same features."""
+    from features.featurize import featurize_matrix
+    from features.snapshot import SignalSnapshot, frame_to_snapshots, snapshots_to_arrays
+
+    sent = [
+        SignalSnapshot.model_validate_json(s.model_dump_json())
+        for s in frame_to_snapshots(snapshots)
+    ]
+    batch = featurize_matrix(snapshots)
+    http = featurize_matrix(snapshots_to_arrays(sent))
+    assert sorted(batch.user_id) == sorted(http.user_id)
+    order = [http.user_id.index(u) for u in batch.user_id]
+    np.testing.assert_array_equal(batch.values, http.values[order])
