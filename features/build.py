@@ -83,6 +83,9 @@ ACTION_CODE = {a: i for i, a in enumerate(ALL_ACTIONS)}
 FAMILY_NAMES = tuple(str(f) for f in FAMILIES)
 FAMILY_CODE = {f: i for i, f in enumerate(FAMILY_NAMES)}
 FAMILY_OF_ACTION_CODE = {ACTION_CODE[a]: FAMILY_CODE[f] for a, f in ACTION_FAMILY.items()}
+ACTION_CODES_OF_FAMILY = {
+    f: [ACTION_CODE[a] for a, family in ACTION_FAMILY.items() if family == f] for f in FAMILY_CODE
+}
 VOCABULARY_COLUMNS = {"network": NETWORKS, "action": ALL_ACTIONS}
 
 
@@ -225,15 +228,14 @@ def _midnight(day: date):
 
 
 def with_selectivity(interactions: nw.LazyFrame) -> nw.LazyFrame:
-    """Interactions with their family and selectivity weight 1/n, n = the actor's reactions
-    that day on that network (a window count: no join back)."""
+    """Interactions with their selectivity weight 1/n, n = the actor's reactions that day on
+    that network (a window count: no join back)."""
     reactions_that_day = nw.len().over("network", "actor_id", "date").cast(nw.Float64)
-    return interactions.with_columns(
-        (1.0 / reactions_that_day).alias("weight"),
-        nw.col("action")
-        .replace_strict(FAMILY_OF_ACTION_CODE, default=nw.lit(None, nw.Int8), return_dtype=nw.Int8)
-        .alias("family"),
-    )
+    return interactions.with_columns((1.0 / reactions_that_day).alias("weight"))
+
+
+def in_family(family: str) -> nw.Expr:
+    return nw.col("action").is_in(ACTION_CODES_OF_FAMILY[family])
 
 
 def reaction_days(interactions: nw.LazyFrame) -> nw.LazyFrame:
@@ -291,23 +293,24 @@ def engager_pairs(interactions: nw.LazyFrame, as_of: date, graph_days: int) -> n
     `graph_days` days (the weight of the engagement graph's edge actor -> target). One
     aggregation over the events: the per-family dates make a second, per-family one needless."""
     per_family_dates = [
-        nw.when(nw.col("family") == code).then(nw.col("date")).alias(family_date(name))
-        for name, code in FAMILY_CODE.items()
+        nw.when(in_family(name)).then(nw.col("date")).alias(family_date(name))
+        for name in FAMILY_CODE
     ]
     return (
         interactions.select(
             "network",
             "target_id",
             "actor_id",
-            "date",
             *per_family_dates,
             in_window(graph_days, as_of).cast(nw.Float64).alias("graph_reactions"),
         )
         .group_by("network", "target_id", "actor_id")
         .agg(
-            nw.col("date").max().alias("last_date"),
             *(nw.col(family_date(name)).max() for name in FAMILY_CODE),
             nw.col("graph_reactions").sum(),
+        )
+        .with_columns(
+            nw.max_horizontal(*(family_date(name) for name in FAMILY_CODE)).alias("last_date")
         )
     )
 
@@ -388,7 +391,7 @@ def conversations_started(interactions: nw.LazyFrame, windows, as_of) -> nw.Lazy
     """conversations_started__w: distinct posts of the user with a reply/comment in window w."""
     return (
         interactions.filter(
-            nw.col("family") == FAMILY_CODE[str(Family.CONVERSATION)],
+            in_family(str(Family.CONVERSATION)),
             ~nw.col("post_id").is_null(),
         )
         .group_by("network", "target_id", "post_id")
