@@ -109,6 +109,9 @@ class TrainParams(_Section):
     """LightGBM on the engagement outcome (`training.train`)."""
 
     label_transform: str = Field("log1p", pattern="^(log1p|identity)$")
+    label_scale: float = Field(1.0, gt=0)
+    """The model learns log(1 + outcome / label_scale): a smaller scale spreads the many small
+    outcomes apart (the bottom of the score scale), a larger one compresses them."""
     num_leaves: int = Field(31, ge=2)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(600, gt=0)
@@ -135,6 +138,11 @@ class TrainParams(_Section):
     lists, posts)."""
     augment_drop_optional: float = Field(0.10, ge=0, le=1)
     """Share of training rows added again with a random half of the optional fields missing."""
+    augment_bought: float = Field(0.10, ge=0, le=1)
+    """Share of training rows added again with bought followers and bot likes, same label."""
+    exclude_families: tuple[str, ...] = ("account",)
+    """Catalog families the model does not use. `account` (account age, days since linked)
+    predicts growth, not influence: a young account would score on what it may become."""
     monotone_probes: int = Field(300, ge=10)
     """Random snapshots used to check each feature's direction in the monotone inputs."""
 
@@ -153,6 +161,9 @@ class CalibrateParams(_Section):
     """Above this score the map is concave: each point costs more raw output than the last."""
     min_alpha: float = Field(0.02, ge=0, le=0.5)
     """Least curvature above the knee (see `training.calibrate`)."""
+    max_gamma: float = Field(0.1, ge=0, le=1)
+    """Most stretch below the low knee: more would amplify retrain noise among the many users
+    with almost no engagement (stability)."""
     low_knee_score: float = Field(30.0, gt=1, lt=100)
     """Below this score the map is convex: it stretches the bottom of the scale."""
     floor_score: float = Field(10.0, ge=1, lt=100)

@@ -10,7 +10,12 @@ Every augmented snapshot keeps its source's as_of and outcome label; its user_id
                  known; half of these rows also keep a single network (Twitter when linked),
                  like a public Twitter profile;
 - drop optional: each optional signal is unknown with probability 1/2 (the same choice for all
-                 of the user's networks and windows), like a client sending what it has.
+                 of the user's networks and windows), like a client sending what it has;
+- bought:        on one network, 1,000-20,000 bought followers (a jump in the counter) and
+                 500-10,000 likes from 20-400 bots that like everything (~40 a day, so each like
+                 weighs 1/40 in the selective reactions, and bots sit at the bottom of engager
+                 influence). The label stays: bought audiences and bot likes move nobody, which
+                 is the invariance the score promises ("bots don't pay").
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 import polars as pl
 
 from features.snapshot import SIGNAL_COLUMNS
+from influence.vocabulary import Family, actions_in_family
 
 PUBLIC_COUNTERS: tuple[str, ...] = ("followers", "following", "lists", "posts")
 SUFFIX_SEPARATOR = "~"
@@ -32,10 +38,16 @@ class AugmentShares:
     one_network: float = 0.15
     public_only: float = 0.10
     drop_optional: float = 0.10
+    bought: float = 0.10
 
     @classmethod
     def from_params(cls, train) -> AugmentShares:
-        return cls(train.augment_one_network, train.augment_public_only, train.augment_drop_optional)
+        return cls(
+            train.augment_one_network,
+            train.augment_public_only,
+            train.augment_drop_optional,
+            train.augment_bought,
+        )
 
 
 def source_user(user_id: pl.Expr) -> pl.Expr:
@@ -69,7 +81,7 @@ def one_network(snapshots: pl.DataFrame, share: float, rng: np.random.Generator)
     keys = _keys(snapshots).filter(pl.col("networks").list.len() > 1)
     keys = keys.filter(pl.Series(rng.random(keys.height) < share))
     kept = _pick_network(keys, rng)
-    return _tag(snapshots.join(kept, on=[*KEY, "network"], how="semi"), "one")
+    return _tag(snapshots.join(kept, on=[*KEY, "network"], how="semi", nulls_equal=True), "one")
 
 
 def public_only(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.DataFrame:
@@ -79,8 +91,8 @@ def public_only(snapshots: pl.DataFrame, share: float, rng: np.random.Generator)
     kept = _pick_network(keys.filter(single), rng, prefer="twitter")
     rows = pl.concat(
         [
-            snapshots.join(keys.filter(~single).select(KEY), on=KEY, how="semi"),
-            snapshots.join(kept, on=[*KEY, "network"], how="semi"),
+            snapshots.join(keys.filter(~single).select(KEY), on=KEY, how="semi", nulls_equal=True),
+            snapshots.join(kept, on=[*KEY, "network"], how="semi", nulls_equal=True),
         ]
     )
     hidden = [c for c in SIGNAL_COLUMNS if c not in PUBLIC_COUNTERS]
@@ -94,12 +106,66 @@ def drop_optional(snapshots: pl.DataFrame, share: float, rng: np.random.Generato
     keys = keys.with_columns(
         pl.Series(f"__drop_{c}", masks[:, i]) for i, c in enumerate(SIGNAL_COLUMNS)
     )
-    rows = snapshots.join(keys, on=KEY, how="inner")
+    rows = snapshots.join(keys, on=KEY, how="inner", nulls_equal=True)
     rows = rows.with_columns(
         pl.when(pl.col(f"__drop_{c}")).then(None).otherwise(pl.col(c)).alias(c)
         for c in SIGNAL_COLUMNS
     ).select(snapshots.columns)
     return _tag(rows, "opt")
+
+
+BOT_LIKES_PER_DAY = 40.0
+PURCHASE_WINDOW = 30
+
+
+def _approval_action(network: str) -> str:
+    return actions_in_family(network, Family.APPROVAL)[0]
+
+
+def bought(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.DataFrame:
+    keys = _keys(snapshots)
+    keys = keys.filter(pl.Series(rng.random(keys.height) < share))
+    n = keys.height
+    plan = _pick_network(keys, rng).with_columns(
+        pl.Series("__followers", np.round(np.exp(rng.uniform(np.log(1e3), np.log(2e4), n)))),
+        pl.Series("__likes", np.round(np.exp(rng.uniform(np.log(500), np.log(1e4), n)))),
+        pl.Series("__bots", np.round(np.exp(rng.uniform(np.log(20), np.log(400), n)))),
+        pl.Series("__bot_influence", rng.uniform(0.0, 5.0, n)),
+        pl.Series("__purchase_day", rng.integers(1, PURCHASE_WINDOW + 1, n)),
+    )
+    rows = snapshots.join(keys.select(KEY), on=KEY, how="semi", nulls_equal=True)
+    rows = rows.join(plan, on=[*KEY, "network"], how="left", nulls_equal=True)
+    hit = pl.col("__likes").is_not_null()
+    share_in_window = pl.min_horizontal(pl.col("window_days"), PURCHASE_WINDOW) / PURCHASE_WINDOW
+    likes = pl.col("__likes") * share_in_window
+    bots = pl.col("__bots") * share_in_window
+    engagers = pl.col("unique_engagers").fill_null(0.0)
+    influence = (
+        pl.col("engager_influence").fill_null(pl.col("__bot_influence")) * engagers
+        + pl.col("__bot_influence") * bots
+    ) / (engagers + bots)
+    grew = pl.col("__purchase_day") <= pl.col("window_days")
+    changes = {
+        "followers": pl.col("followers").fill_null(0.0) + pl.col("__followers"),
+        "follower_growth": pl.col("follower_growth").fill_null(0.0)
+        + pl.when(grew).then(pl.col("__followers")).otherwise(0.0),
+        "unique_engagers": engagers + bots,
+        "unique_engagers_approval": pl.col("unique_engagers_approval").fill_null(0.0) + bots,
+        "selective_reactions": pl.col("selective_reactions").fill_null(0.0)
+        + likes / BOT_LIKES_PER_DAY,
+        "engager_influence": influence,
+    }
+    like_columns = sorted({f"received_{_approval_action(n)}" for n in rows["network"].unique()})
+    for column in like_columns:
+        action = column.removeprefix("received_")
+        mine = pl.col("network").replace_strict(
+            {n: _approval_action(n) for n in rows["network"].unique()}, return_dtype=pl.String
+        ) == action
+        changes[column] = pl.when(mine).then(pl.col(column).fill_null(0.0) + likes).otherwise(pl.col(column))
+    rows = rows.with_columns(
+        pl.when(hit).then(expr).otherwise(pl.col(name)).alias(name) for name, expr in changes.items()
+    ).select(snapshots.columns)
+    return _tag(rows, "bot")
 
 
 def augment_snapshots(
@@ -113,5 +179,6 @@ def augment_snapshots(
         one_network(snapshots, shares.one_network, rng),
         public_only(snapshots, shares.public_only, rng),
         drop_optional(snapshots, shares.drop_optional, rng),
+        bought(snapshots, shares.bought, rng),
     ]
     return pl.concat(parts).select(snapshots.columns)

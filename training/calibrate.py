@@ -19,7 +19,9 @@ Fit, on the raw outputs of the reference population: `a` and `b` give the target
 the target 95th percentile; `alpha` maps the reference's (1 - elite_share) quantile to
 elite_score - elite_margin (so at most elite_share of the reference reaches the elite score; never
 below `min_alpha`: with a light tail the elite is rarer still); `gamma` maps the reference's
-`floor_share` quantile to `floor_score` (0 when the straight line already reaches it). The three
+`floor_share` quantile to `floor_score` (0 when the straight line already reaches it; at most
+`max_gamma`, because stretching the many users with almost no engagement apart amplifies retrain
+noise: the floor target is a wish, the stability bound is a promise). The three
 conditions are solved by alternating one-dimensional root finds. A retrain refits them on the
 same reference population, so the scale keeps its shape and users move only when their standing
 among the reference moves.
@@ -42,7 +44,6 @@ SCORE_MIN = 1.0
 SCORE_MAX = 100.0
 GRID_SIZE = 2001
 _ALPHA_MAX = 0.5
-_GAMMA_MAX = 1.0
 _ROUNDS = 12
 FORM = (
     "clip(h(a + b*raw), 1, 100); h(u) = low - expm1(gamma*(low-u))/gamma below low, u between, "
@@ -68,6 +69,7 @@ class CalibrationTargets:
     low: float = 30.0
     floor_score: float = 10.0
     floor_share: float = 0.01
+    max_gamma: float = 0.1
 
     @classmethod
     def from_params(cls, params) -> CalibrationTargets:
@@ -83,6 +85,7 @@ class CalibrationTargets:
             low=params.low_knee_score,
             floor_score=params.floor_score,
             floor_share=params.floor_share,
+            max_gamma=params.max_gamma,
         )
 
 
@@ -251,11 +254,11 @@ class _Problem:
         def gap(gamma: float) -> float:
             return self.score_at(Shape(t.low, t.knee, gamma, alpha), self.q_floor) - t.floor_score
 
-        if gap(0.0) <= 0:
+        if gap(0.0) <= 0 or t.max_gamma <= 0:
             return 0.0
-        if gap(_GAMMA_MAX) > 0:
-            return _GAMMA_MAX
-        return brentq(gap, 0.0, _GAMMA_MAX, xtol=1e-10, maxiter=200)
+        if gap(t.max_gamma) > 0:
+            return t.max_gamma
+        return brentq(gap, 0.0, t.max_gamma, xtol=1e-10, maxiter=200)
 
 
 def fit_calibrator(raw: np.ndarray, targets: CalibrationTargets = CalibrationTargets()) -> Calibrator:

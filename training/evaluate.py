@@ -50,8 +50,14 @@ def latent_influence(truth_dir: Path | str | None, keys: pl.DataFrame) -> np.nda
         .sort("date")
     )
     probe = keys.select("user_id", "as_of").with_row_index("__row").sort("as_of")
+    # both sides are sorted by date globally, hence within each user too
     joined = probe.join_asof(
-        truth, left_on="as_of", right_on="date", by="user_id", strategy="backward"
+        truth,
+        left_on="as_of",
+        right_on="date",
+        by="user_id",
+        strategy="backward",
+        check_sortedness=False,
     ).sort("__row")
     return joined.get_column("latent_influence").cast(pl.Float64).fill_null(np.nan).to_numpy()
 
@@ -84,7 +90,8 @@ def baseline_scores(
     split: Split, names: tuple[str, ...], params: Params
 ) -> dict[str, np.ndarray]:
     """Each baseline fitted on the training rows, scored on the test rows."""
-    y = transform_label(split.train.get_column(LABEL).to_numpy(), params.train.label_transform)
+    t = params.train
+    y = transform_label(split.train.get_column(LABEL).to_numpy(), t.label_transform, t.label_scale)
     out = {}
     for name, columns, make in (
         ("followers", [FOLLOWERS_FEATURE], followers_baseline),

@@ -142,12 +142,25 @@ def lgb_params(train, constraints: Sequence[int], seed: int) -> dict[str, Any]:
     }
 
 
-def transform_label(y: np.ndarray, how: str) -> np.ndarray:
-    y = np.asarray(y, dtype=np.float64)
+def transform_label(y: np.ndarray, how: str, scale: float = 1.0) -> np.ndarray:
+    y = np.asarray(y, dtype=np.float64) / scale
     return np.log1p(np.maximum(y, 0.0)) if how == "log1p" else y
 
 
+def label_transform_name(train) -> str:
+    if train.label_transform == "log1p":
+        return f"log1p(outcome / {train.label_scale:g})"
+    return f"outcome / {train.label_scale:g}"
+
+
 def matrix(frame: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
+    """[n, p] float64 (NaN = unknown); a missing column is a short, clear error."""
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"{len(missing)} feature column(s) missing, e.g. {missing[:3]}: the feature table "
+            "was built by another featurize version; rebuild it (influence features --training)"
+        )
     return frame.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
 
 
@@ -161,11 +174,11 @@ def fit_booster(
     t = params.train
     config = lgb_params(t, features.constraints, seed)
     names = list(features.names)
-    y_train = transform_label(train.get_column(LABEL).to_numpy(), t.label_transform)
+    y_train = transform_label(train.get_column(LABEL).to_numpy(), t.label_transform, t.label_scale)
     dtrain = lgb.Dataset(matrix(train, names), y_train, feature_name=names, free_raw_data=True)
     sets, callbacks = [], []
     if valid is not None and valid.height and t.early_stopping_rounds:
-        y_valid = transform_label(valid.get_column(LABEL).to_numpy(), t.label_transform)
+        y_valid = transform_label(valid.get_column(LABEL).to_numpy(), t.label_transform, t.label_scale)
         sets = [lgb.Dataset(matrix(valid, names), y_valid, reference=dtrain)]
         callbacks = [lgb.early_stopping(t.early_stopping_rounds, verbose=False)]
     started = time.perf_counter()
@@ -230,6 +243,7 @@ def train_model(
     started = time.perf_counter()
     if features is None:
         catalog = catalog if catalog is not None else default_catalog(data.windows)
+        catalog = [s for s in catalog if s.family not in t.exclude_families]
         features = select_features(catalog, featurize, t.monotone_probes, t.seed, data.windows)
     split = split or time_split(data.rows, t.validation_dates, t.test_dates)
 
@@ -270,7 +284,7 @@ def train_model(
         reference_fingerprint=fingerprint(data.reference),
         version=content_version(booster, calibrator),
         provisional=provisional_rule(reference_features.columns, params.calibrate.provisional_days),
-        label_transform=t.label_transform,
+        label_transform=label_transform_name(t),
         metadata=metadata,
     )
 
