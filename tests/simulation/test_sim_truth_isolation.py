@@ -1,4 +1,5 @@
-"""Only the simulator writes the hidden truth, and only evaluation reads it.
+"""Only the simulator writes the hidden truth, and only evaluation (training/evaluate*.py and the
+report notebooks) reads it.
 
 "Reads" means opening a truth table or importing its schemas. Code elsewhere may hand the
 truth folder setting to evaluation (e.g. `evaluate_model(..., truth_dir=...)`); the reading
@@ -12,7 +13,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-ALLOWED = ("simulation/", "tests/")
+ALLOWED = ("simulation/", "tests/", "notebooks/")  # notebooks are evaluation reports
 ALLOWED_FILES = re.compile(r"^training/evaluate[^/]*\.py$")
 DECLARES_ONLY = {"influence/params.py"}
 """Declares the truth folder setting (base.truth_dir = data/truth) without reading it."""
