@@ -109,19 +109,22 @@ class TrainParams(_Section):
     """LightGBM on the engagement outcome (`training.train`)."""
 
     label_transform: str = Field("log1p", pattern="^(log1p|identity)$")
+    target_dates: int = Field(1, ge=1, le=4)
+    """Training target: the transformed outcome averaged over this many consecutive as-of
+    dates of the user (1 = the outcome of the row's own horizon)."""
     label_scale: float = Field(1.0, gt=0)
     """The model learns log(1 + outcome / label_scale): a smaller scale spreads the many small
     outcomes apart (the bottom of the score scale), a larger one compresses them."""
     num_leaves: int = Field(31, ge=2)
     learning_rate: float = Field(0.05, gt=0, le=1)
-    n_estimators: int = Field(600, gt=0)
+    n_estimators: int = Field(1000, gt=0)
     early_stopping_rounds: int = Field(50, ge=0)
     """0 trains all `n_estimators` trees; otherwise stop when the validation loss stalls."""
-    min_data_in_leaf: int = Field(50, ge=1)
+    min_data_in_leaf: int = Field(200, ge=1)
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     bagging_freq: int = Field(1, ge=0)
-    lambda_l2: float = Field(1.0, ge=0)
+    lambda_l2: float = Field(10.0, ge=0)
     max_bin: int = Field(255, ge=4)
     monotone_method: str = Field("basic", pattern="^(basic|intermediate|advanced)$")
     num_threads: int = Field(1, ge=1)
@@ -138,7 +141,9 @@ class TrainParams(_Section):
     lists, posts)."""
     augment_drop_optional: float = Field(0.10, ge=0, le=1)
     """Share of training rows added again with a random half of the optional fields missing."""
-    augment_bought: float = Field(0.10, ge=0, le=1)
+    augment_client_counters: float = Field(0.10, ge=0, le=1)
+    """Share of training rows added again with only the counters a client knows itself."""
+    augment_bought: float = Field(0.40, ge=0, le=1)
     """Share of training rows added again with bought followers and bot likes, same label."""
     exclude_families: tuple[str, ...] = ("account",)
     """Catalog families the model does not use. `account` (account age, days since linked)
@@ -173,6 +178,9 @@ class CalibrateParams(_Section):
     """Long snapshot table of the reference population; created from the latest as-of date of
     the features when missing, then reused by every retrain."""
     provisional_days: int = Field(30, ge=0)
+    provisional_hold_back_score: float | None = Field(20.0, ge=1, le=100)
+    """A user whose oldest account is younger than provisional_days keeps the part of the score
+    above this in proportion to their age (see `training.bundle.ProvisionalRule`); null: off."""
 
 
 class EvaluateParams(_Section):

@@ -9,6 +9,10 @@ Every augmented snapshot keeps its source's as_of and outcome label; its user_id
 - public only:   only the public profile counters (followers, following, lists, posts) are
                  known; half of these rows also keep a single network (Twitter when linked),
                  like a public Twitter profile;
+- client counters: only what a client can count itself is known (audience, posts, reactions
+                 received and sent, distinct engagers, account age); what only the platform's
+                 engagement graph gives (selectivity, engager influence, PageRank, reciprocity,
+                 engagers by family, conversations, active days) is unknown: the usual API request;
 - drop optional: each optional signal is unknown with probability 1/2 (the same choice for all
                  of the user's networks and windows), like a client sending what it has;
 - bought:        on one network, 1,000-20,000 bought followers (a jump in the counter) and
@@ -29,6 +33,21 @@ from features.snapshot import SIGNAL_COLUMNS
 from influence.vocabulary import Family, actions_in_family
 
 PUBLIC_COUNTERS: tuple[str, ...] = ("followers", "following", "lists", "posts")
+PLATFORM_SIGNALS: tuple[str, ...] = (
+    "active_days",
+    "unique_engagers_approval",
+    "unique_engagers_conversation",
+    "unique_engagers_amplification",
+    "unique_engagers_attention",
+    "unique_engagers_endorsement",
+    "selective_reactions",
+    "engager_influence",
+    "pagerank",
+    "cross_network_pagerank",
+    "conversations_started",
+    "reciprocity",
+)
+"""Signals only the platform's engagement graph gives; a client's own counters are the rest."""
 SUFFIX_SEPARATOR = "~"
 KEY = ["user_id", "as_of"]
 
@@ -39,6 +58,7 @@ class AugmentShares:
     public_only: float = 0.10
     drop_optional: float = 0.10
     bought: float = 0.10
+    client_counters: float = 0.15
 
     @classmethod
     def from_params(cls, train) -> AugmentShares:
@@ -47,6 +67,7 @@ class AugmentShares:
             train.augment_public_only,
             train.augment_drop_optional,
             train.augment_bought,
+            train.augment_client_counters,
         )
 
 
@@ -99,6 +120,13 @@ def public_only(snapshots: pl.DataFrame, share: float, rng: np.random.Generator)
     return _tag(rows.with_columns(pl.lit(None, pl.Float64).alias(c) for c in hidden), "pub")
 
 
+def client_counters(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.DataFrame:
+    keys = _keys(snapshots).select(KEY)
+    keys = keys.filter(pl.Series(rng.random(keys.height) < share))
+    rows = snapshots.join(keys, on=KEY, how="semi", nulls_equal=True)
+    return _tag(rows.with_columns(pl.lit(None, pl.Float64).alias(c) for c in PLATFORM_SIGNALS), "cli")
+
+
 def drop_optional(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> pl.DataFrame:
     keys = _keys(snapshots).select(KEY)
     keys = keys.filter(pl.Series(rng.random(keys.height) < share))
@@ -131,12 +159,14 @@ def bought(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> p
         pl.Series("__likes", np.round(np.exp(rng.uniform(np.log(500), np.log(1e4), n)))),
         pl.Series("__bots", np.round(np.exp(rng.uniform(np.log(20), np.log(400), n)))),
         pl.Series("__bot_influence", rng.uniform(0.0, 5.0, n)),
-        pl.Series("__purchase_day", rng.integers(1, PURCHASE_WINDOW + 1, n)),
     )
     rows = snapshots.join(keys.select(KEY), on=KEY, how="semi", nulls_equal=True)
     rows = rows.join(plan, on=[*KEY, "network"], how="left", nulls_equal=True)
     hit = pl.col("__likes").is_not_null()
-    share_in_window = pl.min_horizontal(pl.col("window_days"), PURCHASE_WINDOW) / PURCHASE_WINDOW
+    # the purchase as a client's 30-day window becomes the model's windows (features.snapshot's
+    # window rule: counts and changes scale with days), so the partial rows look like a bought
+    # account sent through the API as well as like one the batch pipeline saw buying steadily
+    share_in_window = pl.col("window_days") / PURCHASE_WINDOW
     likes = pl.col("__likes") * share_in_window
     bots = pl.col("__bots") * share_in_window
     engagers = pl.col("unique_engagers").fill_null(0.0)
@@ -144,11 +174,10 @@ def bought(snapshots: pl.DataFrame, share: float, rng: np.random.Generator) -> p
         pl.col("engager_influence").fill_null(pl.col("__bot_influence")) * engagers
         + pl.col("__bot_influence") * bots
     ) / (engagers + bots)
-    grew = pl.col("__purchase_day") <= pl.col("window_days")
     changes = {
         "followers": pl.col("followers").fill_null(0.0) + pl.col("__followers"),
         "follower_growth": pl.col("follower_growth").fill_null(0.0)
-        + pl.when(grew).then(pl.col("__followers")).otherwise(0.0),
+        + pl.col("__followers") * share_in_window,
         "unique_engagers": engagers + bots,
         "unique_engagers_approval": pl.col("unique_engagers_approval").fill_null(0.0) + bots,
         "selective_reactions": pl.col("selective_reactions").fill_null(0.0)
@@ -180,5 +209,6 @@ def augment_snapshots(
         public_only(snapshots, shares.public_only, rng),
         drop_optional(snapshots, shares.drop_optional, rng),
         bought(snapshots, shares.bought, rng),
+        client_counters(snapshots, shares.client_counters, rng),
     ]
     return pl.concat(parts).select(snapshots.columns)

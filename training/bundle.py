@@ -38,8 +38,17 @@ import numpy as np
 import polars as pl
 
 from features.featurize import FeatureMatrix
+from influence.vocabulary import NETWORKS
 from training.calibrate import Calibrator
-from training.explain import CROSS_NETWORK, Explanation, build_explanations, contributions_to_points
+from training.explain import (
+    CROSS_NETWORK,
+    NEW_ACCOUNT,
+    Explanation,
+    build_explanations,
+    contributions_to_points,
+    network_points,
+    network_shares,
+)
 
 FORMAT_VERSION = 1
 MODEL_FILE = "model.txt"
@@ -76,7 +85,15 @@ class FeatureInfo:
 @dataclass(frozen=True)
 class ProvisionalRule:
     """provisional = some linked network has days_linked < days, or the user's oldest account
-    is younger than `days`. Unknown ages (null) never make a score provisional."""
+    is younger than `days`. Unknown ages (null) never make a score provisional.
+
+    Hold-back: a user whose oldest account is younger than `days` has not had the time to show
+    their influence (their windows hold days, not months). Their score above `hold_back_score`
+    counts in proportion to the history they have: score' = h + (score - h) * age / days, so a
+    9-day-old account keeps 30% of what the model sees above h, and the full score arrives at
+    30 days. Scores at or below h are never changed (the rule only holds back, it never lifts),
+    and the map is increasing, so every monotone promise of the model still holds.
+    `hold_back_score` None: no hold-back."""
 
     days: int = 30
     days_linked: tuple[str, ...] = ()
@@ -85,6 +102,23 @@ class ProvisionalRule:
     """Feature columns holding account age in days (per network, or the oldest account)."""
     log1p_days: bool = False
     """The columns hold log(1 + days) rather than days."""
+    hold_back_score: float | None = None
+
+    def history_weight(self, features: Features) -> np.ndarray:
+        """min(1, oldest account age / days); 1 when the age is unknown."""
+        n = _height(features)
+        if not self.account_age or self.hold_back_score is None:
+            return np.ones(n)
+        age = self._days(features, self.account_age)
+        known = ~np.isnan(age).all(axis=1)
+        oldest = np.where(known, np.nan_to_num(age, nan=-np.inf).max(axis=1), np.inf)
+        return np.clip(oldest / self.days, 0.0, 1.0)
+
+    def hold_back(self, score: np.ndarray, weight: np.ndarray) -> np.ndarray:
+        if self.hold_back_score is None:
+            return score
+        h = self.hold_back_score
+        return np.where(score > h, h + (score - h) * weight, score)
 
     def apply(self, features: Features) -> np.ndarray:
         n = _height(features)
@@ -175,13 +209,20 @@ class ModelBundle:
     def score(self, features: Features) -> pl.DataFrame:
         """user_id, as_of, raw, score (1..100), percentile (0..100), provisional; row order kept."""
         raw = self.raw(features)
+        model_score = self.calibrator.score(raw)
+        score = self.provisional.hold_back(model_score, self.provisional.history_weight(features))
+        percentile = np.where(
+            score == model_score,
+            self.calibrator.percentile(raw),
+            self.calibrator.percentile_of_score(score),
+        )
         return pl.DataFrame(
             {
                 "user_id": _keys(features, "user_id", pl.String),
                 "as_of": _keys(features, "as_of", pl.Date),
                 "raw": raw,
-                "score": self.calibrator.score(raw),
-                "percentile": self.calibrator.percentile(raw),
+                "score": score,
+                "percentile": percentile,
                 "provisional": self.provisional.apply(features),
             },
             schema=SCORE_SCHEMA,
@@ -192,6 +233,8 @@ class ModelBundle:
         x = self.matrix(features)
         contrib = self.booster.predict(x, pred_contrib=True, num_threads=_threads(self))
         points, score, baseline = contributions_to_points(contrib, self.calibrator)
+        held = self.provisional.hold_back(score, self.provisional.history_weight(features))
+        linked = self._linked(features, x)
         return build_explanations(
             user_ids=_keys(features, "user_id", pl.String).to_list(),
             as_ofs=_keys(features, "as_of", pl.Date).to_list(),
@@ -203,8 +246,39 @@ class ModelBundle:
             networks=[c.network for c in self.catalog],
             families=[c.family for c in self.catalog],
             meanings=[c.meaning for c in self.catalog],
+            network_order=NETWORKS,
+            linked=linked,
+            shares=network_shares(_engagement(features), linked),
+            adjustment=held - score,
             top_k=top_k,
         )
+
+    def network_points(self, features: Features) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(bucket labels, points [n, buckets], baseline [n]): the per-network split of
+        `explain` without the rest (networks, then `cross_network`, `not_linked`, and
+        `new_account`, the hold-back of a young account: see `ProvisionalRule`)."""
+        x = self.matrix(features)
+        contrib = self.booster.predict(x, pred_contrib=True, num_threads=_threads(self))
+        points, score, baseline = contributions_to_points(contrib, self.calibrator)
+        held = self.provisional.hold_back(score, self.provisional.history_weight(features))
+        linked = self._linked(features, x)
+        labels, sums = network_points(
+            points,
+            x,
+            [c.network for c in self.catalog],
+            linked=linked,
+            shares=network_shares(_engagement(features), linked),
+        )
+        return [*labels, NEW_ACCOUNT], np.column_stack([sums, held - score]), baseline
+
+    def _linked(self, features: Features, x: np.ndarray) -> np.ndarray:
+        """[n, networks]: featurize's `<network>__linked` flag, else any known model feature."""
+        flags = _optional_columns(features, [f"{n}__linked" for n in NETWORKS])
+        networks = np.array([c.network for c in self.catalog])
+        known = np.column_stack(
+            [(~np.isnan(x[:, networks == n])).any(axis=1) for n in NETWORKS]
+        )
+        return np.where(np.isnan(flags), known, flags > 0.5)
 
     # --- files ------------------------------------------------------------------------------
 
@@ -237,6 +311,7 @@ class ModelBundle:
                 days_linked=tuple(rule["days_linked"]),
                 account_age=tuple(rule["account_age"]),
                 log1p_days=bool(rule.get("log1p_days", False)),
+                hold_back_score=rule.get("hold_back_score"),
             ),
             label_transform=manifest["label_transform"],
             metadata=manifest.get("metadata", {}),
@@ -264,6 +339,32 @@ def content_version(booster: lgb.Booster, calibrator: Calibrator) -> str:
     digest.update(booster.model_to_string().encode())
     digest.update(json.dumps(calibrator.to_dict(), sort_keys=True).encode())
     return f"is-{digest.hexdigest()[:12]}"
+
+
+ENGAGEMENT_COLUMNS = ("log_unique_engagers__30d", "log_received__30d")
+"""Per-network log(1 + x) columns whose x shares cross-network points among networks, in order
+of preference (see `training.explain`)."""
+
+
+def _engagement(features: Features) -> np.ndarray:
+    out = np.full((_height(features), len(NETWORKS)), np.nan)
+    for suffix in reversed(ENGAGEMENT_COLUMNS):
+        values = np.expm1(_optional_columns(features, [f"{n}__{suffix}" for n in NETWORKS]))
+        out = np.where(np.isnan(values), out, values)
+    return out
+
+
+def _optional_columns(features: Features, columns: list[str]) -> np.ndarray:
+    """The columns that exist (NaN columns for the others)."""
+    names = features.names if isinstance(features, FeatureMatrix) else features.columns
+    present = [c for c in columns if c in names]
+    out = np.full((_height(features), len(columns)), np.nan)
+    if present:
+        values = _matrix(features, present)
+        for j, c in enumerate(columns):
+            if c in present:
+                out[:, j] = values[:, present.index(c)]
+    return out
 
 
 def _threads(bundle: ModelBundle) -> int:

@@ -174,6 +174,11 @@ class Calibrator:
         ps = np.asarray(self.grid_percentile)
         return np.interp(np.asarray(raw, dtype=np.float64), xs, ps, left=0.0, right=100.0)
 
+    def percentile_of_score(self, score: np.ndarray) -> np.ndarray:
+        """The reference percentile of a score (for scores that are not the map of a raw)."""
+        xs = self.score(np.asarray(self.grid_raw))
+        return np.interp(np.asarray(score, dtype=np.float64), xs, np.asarray(self.grid_percentile))
+
     def to_dict(self) -> dict:
         out = asdict(self)
         out["form"] = FORM

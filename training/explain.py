@@ -10,13 +10,19 @@ slope of the calibration between phi_0 and the user's raw output:
 and the points add up exactly to score(raw) - baseline, with baseline = score(phi_0), the score of
 the model's average user (the derivative replaces the secant when raw == phi_0).
 
-Grouping rule: a feature of one network counts for that network; a cross-network feature (totals
-over networks, number of linked networks, cross-network PageRank) gets its own bucket,
-`CROSS_NETWORK`, because splitting it across networks would invent an attribution the model does
-not make. A network the user has not linked (all its features unknown) can still move the score
-through those missing values (the average user has some networks the user lacks); those points go
-to the bucket `NOT_LINKED` rather than to a network the user never gave us. Families come from the
-signal catalog.
+Grouping rule (networks):
+- a feature of one network counts for that network;
+- a cross-network feature (totals over networks, number of linked networks, cross-network
+  PageRank) is shared among the user's linked networks in proportion to each network's
+  engagement (`network_shares`: distinct engagers, else reactions received, else equal shares):
+  a user with one network gets all of it, and a user whose engagement comes from Instagram sees
+  the cross-network reach credited to Instagram. Only when no share can be given (no linked
+  network known) do those points stay in the bucket `CROSS_NETWORK`;
+- a network the user has not linked can still move the score through its missing values (the
+  average user has networks this user lacks): those points go to the bucket `NOT_LINKED`, never
+  to a network the user did not give us.
+Families come from the signal catalog. `Factor.network` is the feature's own network
+(`CROSS_NETWORK` for a cross-network feature).
 
 `pred_contrib` costs about a millisecond per row: it runs only when an explanation is asked for,
 never on the bulk scoring path.
@@ -29,10 +35,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from influence.vocabulary import NETWORKS
 from training.calibrate import Calibrator
 
 CROSS_NETWORK = "cross_network"
 NOT_LINKED = "not_linked"
+NEW_ACCOUNT = "new_account"
+"""Bucket (network and family) of the points a young account's score is held back by
+(`training.bundle.ProvisionalRule`); present only when non-zero."""
 _SECANT_EPS = 1e-9
 
 
@@ -101,21 +111,47 @@ def group_sums(points: np.ndarray, groups: Sequence[str]) -> tuple[list[str], np
 
 
 def network_points(
-    points: np.ndarray, values: np.ndarray, networks: Sequence[str]
+    points: np.ndarray,
+    values: np.ndarray,
+    networks: Sequence[str],
+    *,
+    network_order: Sequence[str] = NETWORKS,
+    linked: np.ndarray | None = None,
+    shares: np.ndarray | None = None,
 ) -> tuple[list[str], np.ndarray]:
-    """Points per network bucket [n, g]; NaN for a network the row has not linked (all of its
-    features unknown), whose points are summed under `NOT_LINKED` instead."""
+    """Points per bucket [n, len(network_order) + 2]: each network of `network_order` (NaN
+    where not linked), then `CROSS_NETWORK`, then `NOT_LINKED` (see the grouping rule).
+    `linked` and `shares` are [n, len(network_order)]; by default a network is linked when one
+    of its features in `values` is known, and cross-network points are shared equally.
+    `ModelBundle.network_points` gives the engagement-weighted shares of explanations."""
+    if linked is None:
+        kinds = np.asarray(networks)
+        linked = np.column_stack(
+            [(~np.isnan(values[:, kinds == n])).any(axis=1) for n in network_order]
+        )
+    if shares is None:
+        shares = network_shares(np.full(linked.shape, np.nan), linked)
     labels, sums = group_sums(points, networks)
-    labels = [*labels, NOT_LINKED]
-    sums = np.column_stack([sums, np.zeros(len(points))])
-    networks = np.asarray(networks)
-    for k, label in enumerate(labels[:-1]):
-        if label == CROSS_NETWORK:
-            continue
-        unlinked = np.isnan(values[:, networks == label]).all(axis=1)
-        sums[unlinked, -1] += sums[unlinked, k]
-        sums[unlinked, k] = np.nan
-    return labels, sums
+    by_label = {label: sums[:, k] for k, label in enumerate(labels)}
+    zero = np.zeros(len(points))
+    own = np.column_stack([by_label.get(n, zero) for n in network_order])
+    cross = by_label.get(CROSS_NETWORK, zero)
+    unlinked = np.where(linked, 0.0, own).sum(axis=1)
+    shared = shares * cross[:, None]
+    remainder = np.where(shares.sum(axis=1) > 0, 0.0, cross)
+    per_network = np.where(linked, own + shared, np.nan)
+    return [*network_order, CROSS_NETWORK, NOT_LINKED], np.column_stack(
+        [per_network, remainder, unlinked]
+    )
+
+
+def network_shares(engagement: np.ndarray, linked: np.ndarray) -> np.ndarray:
+    """[n, N] shares of the linked networks in proportion to `engagement` (NaN = unknown);
+    equal shares when no linked network has known positive engagement."""
+    weights = np.where(linked, np.nan_to_num(engagement, nan=0.0).clip(min=0.0), 0.0)
+    total = weights.sum(axis=1, keepdims=True)
+    equal = linked / np.maximum(linked.sum(axis=1, keepdims=True), 1)
+    return np.where(total > 0, weights / np.where(total > 0, total, 1.0), equal)
 
 
 def build_explanations(
@@ -130,10 +166,16 @@ def build_explanations(
     networks: Sequence[str],
     families: Sequence[str],
     meanings: Sequence[str],
+    network_order: Sequence[str],
+    linked: np.ndarray,
+    shares: np.ndarray,
+    adjustment: np.ndarray | None = None,
     top_k: int = 5,
 ) -> list[Explanation]:
     """One `Explanation` per row (see the module docstring for the grouping rule)."""
-    net_labels, net_sums = network_points(points, values, networks)
+    net_labels, net_sums = network_points(
+        points, values, networks, network_order=network_order, linked=linked, shares=shares
+    )
     fam_labels, fam_sums = group_sums(points, families)
     out = []
     for i, user_id in enumerate(user_ids):
@@ -158,14 +200,18 @@ def build_explanations(
         for label in (CROSS_NETWORK, NOT_LINKED):
             if label in net_labels:
                 by_network[label] = float(np.nan_to_num(net_sums[i, net_labels.index(label)]))
+        by_family = {label: float(fam_sums[i, k]) for k, label in enumerate(fam_labels)}
+        held_back = 0.0 if adjustment is None else float(adjustment[i])
+        if held_back:
+            by_network[NEW_ACCOUNT] = by_family[NEW_ACCOUNT] = held_back
         out.append(
             Explanation(
                 user_id=str(user_id),
                 as_of=as_ofs[i],
-                score=float(score[i]),
+                score=float(score[i]) + held_back,
                 baseline=float(baseline[i]),
                 networks=by_network,
-                families={label: float(fam_sums[i, k]) for k, label in enumerate(fam_labels)},
+                families=by_family,
                 factors=factors,
             )
         )

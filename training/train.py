@@ -106,7 +106,7 @@ def select_features(
     )
 
 
-def provisional_rule(names: Sequence[str], days: int) -> ProvisionalRule:
+def provisional_rule(names: Sequence[str], days: int, hold_back: float | None) -> ProvisionalRule:
     """Newest link and oldest account, from the catalog's log-day features present in the
     features frame (they are computed even when the model does not use them)."""
     return ProvisionalRule(
@@ -114,6 +114,7 @@ def provisional_rule(names: Sequence[str], days: int) -> ProvisionalRule:
         days_linked=tuple(n for n in names if n.endswith("__log_days_linked") and not n.startswith("all__")),
         account_age=tuple(n for n in names if n == "all__log_account_age_days_max"),
         log1p_days=True,
+        hold_back_score=hold_back,
     )
 
 
@@ -174,7 +175,11 @@ def fit_booster(
     t = params.train
     config = lgb_params(t, features.constraints, seed)
     names = list(features.names)
-    y_train = transform_label(train.get_column(LABEL).to_numpy(), t.label_transform, t.label_scale)
+    y_train = (
+        train.get_column(TARGET).to_numpy()
+        if TARGET in train.columns
+        else transform_label(train.get_column(LABEL).to_numpy(), t.label_transform, t.label_scale)
+    )
     dtrain = lgb.Dataset(matrix(train, names), y_train, feature_name=names, free_raw_data=True)
     sets, callbacks = [], []
     if valid is not None and valid.height and t.early_stopping_rounds:
@@ -203,6 +208,27 @@ def _keep_best(booster: lgb.Booster) -> lgb.Booster:
     return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
+# --- the training target -----------------------------------------------------------------------
+
+TARGET = "__target"
+
+
+def smoothed_targets(rows: pl.DataFrame, train) -> pl.DataFrame:
+    """(user_id, as_of, TARGET): the transformed outcome averaged over the user's as-of dates
+    T, T + step, ... (`train.target_dates` of them, as many as the table has): a less noisy
+    estimate of the same expectation, i.e. a longer horizon. Only training rows use it; the
+    test rows are judged on their own outcome."""
+    y = transform_label(rows.get_column(LABEL).to_numpy(), train.label_transform, train.label_scale)
+    frame = rows.select(KEYS).with_columns(pl.Series(TARGET, y)).sort(KEYS)
+    ahead = [
+        pl.col(TARGET).shift(-k).over("user_id").alias(f"__ahead{k}")
+        for k in range(1, train.target_dates)
+    ]
+    frame = frame.with_columns(ahead)
+    columns = [TARGET, *(f"__ahead{k}" for k in range(1, train.target_dates))]
+    return frame.select(*KEYS, pl.mean_horizontal(columns).alias(TARGET))
+
+
 # --- partial snapshots ------------------------------------------------------------------------
 
 
@@ -216,7 +242,9 @@ def augmented_rows(
     if partial.height == 0:
         return train.clear()
     rows = featurize(partial).with_columns(source_user(pl.col("user_id")).alias("__source"))
-    labels = train.select(pl.col("user_id").alias("__source"), "as_of", LABEL)
+    labels = train.select(
+        pl.col("user_id").alias("__source"), "as_of", LABEL, *([TARGET] if TARGET in train.columns else [])
+    )
     rows = rows.join(labels, on=["__source", "as_of"], how="inner").drop("__source")
     return rows.select([c for c in train.columns if c in rows.columns])
 
@@ -248,6 +276,9 @@ def train_model(
     split = split or time_split(data.rows, t.validation_dates, t.test_dates)
 
     train_rows = split.train.select(*KEYS, LABEL, *features.names)
+    if t.target_dates > 1:
+        # from the training dates only: a later date's outcome may overlap the test horizon
+        train_rows = train_rows.join(smoothed_targets(split.train, t), on=KEYS, how="left")
     n_augmented = 0
     if data.snapshots is not None:
         extra = augmented_rows(
@@ -283,7 +314,11 @@ def train_model(
         catalog=features.catalog,
         reference_fingerprint=fingerprint(data.reference),
         version=content_version(booster, calibrator),
-        provisional=provisional_rule(reference_features.columns, params.calibrate.provisional_days),
+        provisional=provisional_rule(
+            reference_features.columns,
+            params.calibrate.provisional_days,
+            params.calibrate.provisional_hold_back_score,
+        ),
         label_transform=label_transform_name(t),
         metadata=metadata,
     )

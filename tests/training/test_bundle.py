@@ -73,3 +73,30 @@ def test_scoring_is_fast(bundle):
     started = time.perf_counter()
     bundle.score(frame)
     assert time.perf_counter() - started < 2.0
+
+
+def test_young_accounts_are_held_back_and_explained(bundle):
+    from dataclasses import replace
+
+    from training.bundle import ProvisionalRule
+    from training.explain import NEW_ACCOUNT
+
+    rule = ProvisionalRule(days=30, account_age=("twitter__days_linked",), hold_back_score=20.0)
+    held = replace(bundle, provisional=rule)
+    frame = features_frame(400, seed=11)
+    young = frame.with_columns(pl.lit(9.0).alias("twitter__days_linked"))
+    free, kept = bundle.score(young), held.score(young)
+    s = free["score"].to_numpy()
+    expected = np.where(s > 20, 20 + (s - 20) * 0.3, s)
+    np.testing.assert_allclose(kept["score"].to_numpy(), expected)
+    assert kept["provisional"].all()
+    # the order of users is kept, and percentiles follow the held-back scores
+    order = np.argsort(s, kind="stable")
+    assert np.all(np.diff(kept["score"].to_numpy()[order]) >= 0)
+    assert np.all(kept["percentile"].to_numpy() <= free["percentile"].to_numpy() + 1e-9)
+    for e, final in zip(held.explain(young), kept["score"].to_numpy(), strict=True):
+        assert e.score == pytest.approx(final)
+        assert abs(sum(e.networks.values()) - (e.score - e.baseline)) < 1e-6
+        assert (NEW_ACCOUNT in e.networks) == (e.networks.get(NEW_ACCOUNT, 0) < 0)
+    old = frame.with_columns(pl.lit(400.0).alias("twitter__days_linked"))
+    assert held.score(old).equals(bundle.score(old).with_columns(provisional=pl.lit(False)))

@@ -47,3 +47,28 @@ def test_points_at_the_baseline_use_the_slope(bundle):
     contrib = np.array([[0.0, 0.0, bundle.calibrator.reference_mean_raw]])
     points, score, baseline = contributions_to_points(contrib, bundle.calibrator)
     assert score[0] == baseline[0] and np.all(points == 0)
+
+
+def test_cross_network_points_are_shared_by_engagement():
+    from training.explain import network_points, network_shares
+
+    points = np.array([[1.0, 2.0, 6.0], [1.0, 2.0, 6.0]])
+    networks = ["twitter", "instagram", CROSS_NETWORK]
+    linked = np.array([[True, True], [True, False]])
+    shares = network_shares(np.array([[30.0, 10.0], [np.nan, 50.0]]), linked)
+    np.testing.assert_allclose(shares, [[0.75, 0.25], [1.0, 0.0]])
+    labels, sums = network_points(
+        points, points, networks, network_order=["twitter", "instagram"], linked=linked, shares=shares
+    )
+    assert labels == ["twitter", "instagram", CROSS_NETWORK, NOT_LINKED]
+    np.testing.assert_allclose(sums[0], [1 + 4.5, 2 + 1.5, 0, 0])
+    np.testing.assert_allclose(sums[1], [1 + 6, np.nan, 0, 2])
+
+
+def test_bundle_network_points_match_explanations(bundle):
+    frame = features_frame(50, seed=8)
+    labels, sums, baseline = bundle.network_points(frame)
+    for i, e in enumerate(bundle.explain(frame)):
+        for label, value in e.networks.items():
+            assert np.nan_to_num(sums[i, labels.index(label)]) == pytest.approx(value)
+        assert baseline[i] == pytest.approx(e.baseline)

@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 
 from features.featurize import featurize
-from features.snapshot import NetworkSignals, SignalSnapshot, snapshots_to_frame
+from features.snapshot import SignalSnapshot, snapshots_to_frame
 
 AS_OF = date(2026, 10, 3)
 
@@ -52,12 +52,9 @@ def merge(fields: dict, changes: dict) -> dict:
     return out
 
 
-def snapshot(user_id: str = "u", **networks: dict) -> SignalSnapshot:
-    return SignalSnapshot(
-        user_id=user_id,
-        as_of=AS_OF,
-        networks={name: NetworkSignals.model_validate(fields) for name, fields in networks.items()},
-    )
+def snapshot(user_id: str = "u", **networks: dict | list[dict]) -> SignalSnapshot:
+    """One user's snapshot; a network's value is one window (a dict) or several (a list)."""
+    return SignalSnapshot.model_validate({"user_id": user_id, "as_of": AS_OF, "networks": networks})
 
 
 def scores(bundle, snapshots: Sequence[SignalSnapshot]) -> pl.DataFrame:
@@ -141,19 +138,20 @@ def bought_pair() -> tuple[SignalSnapshot, SignalSnapshot]:
 
 
 def newcomer() -> SignalSnapshot:
-    """A 9-day-old account, Twitter only, modest activity, sending what a new client has."""
+    """A 9-day-old account, Twitter only, sending what a new client has: modest activity, i.e.
+    below the simulated world's median engagement (a couple of posts, a few reactions)."""
     return snapshot(
         "newcomer",
         twitter={
             "window_days": 9,
-            "followers": 40.0,
-            "following": 120.0,
-            "posts": 3.0,
+            "followers": 25.0,
+            "following": 80.0,
+            "posts": 2.0,
             "posts_with_media": 1.0,
-            "active_days": 5.0,
+            "active_days": 4.0,
             "account_age_days": 9.0,
             "days_linked": 9.0,
-            "received": {"like": 6.0, "reply": 1.0},
-            "unique_engagers": 4.0,
+            "received": {"like": 3.0, "reply": 1.0},
+            "unique_engagers": 3.0,
         },
     )
