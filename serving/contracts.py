@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 from typing_extensions import Annotated
 
 from features.snapshot import SignalSnapshot
 from serving.errors import FieldError
 from serving.openapi import nullable_fields
-from serving.settings import MAX_BATCH
+from serving.settings import MAX_BATCH, MAX_EXPLAINED_BATCH
 from serving.snapshot_doc import DocumentedAsSnapshot
 
 
@@ -54,11 +54,24 @@ class BatchRequest(_Contract):
     snapshots: list[SnapshotItem] = Field(
         min_length=1,
         max_length=MAX_BATCH,
-        description=f"1 to {MAX_BATCH} signal snapshots; each is validated on its own",
+        description=f"1 to {MAX_BATCH} signal snapshots ({MAX_EXPLAINED_BATCH} with explain=true); "
+        "each is validated on its own",
     )
     explain: bool = Field(
-        False, strict=True, description="true adds the explanation and tips to every result (slower)"
+        False,
+        strict=True,
+        description="true adds the explanation and tips to every result (slower; at most "
+        f"{MAX_EXPLAINED_BATCH} snapshots)",
     )
+
+    @model_validator(mode="after")
+    def _explained_batches_are_small(self) -> BatchRequest:
+        if self.explain and len(self.snapshots) > MAX_EXPLAINED_BATCH:
+            raise ValueError(
+                f"snapshots: at most {MAX_EXPLAINED_BATCH} with explain=true, got "
+                f"{len(self.snapshots)}; send explain=false or smaller batches"
+            )
+        return self
 
 
 # --- responses -----------------------------------------------------------------------------------

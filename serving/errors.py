@@ -19,8 +19,9 @@ from influence.vocabulary import FAMILIES, NETWORKS, actions_of
 
 _UNION_TAGS = frozenset({"window", "windows"})
 _KEY_MARK = "[key]"
-# `SignalSnapshot`'s own validators name the path inside their message ("networks.x.sent: ...").
-_PATH_IN_MESSAGE = re.compile(r"^(?:Value error, )?(networks(?:\.\w+)+): (.*)$", re.DOTALL)
+# Cross-field validators (SignalSnapshot's, BatchRequest's) name the path inside their message
+# ("networks.twitter.sent: ...", "snapshots: ...").
+_PATH_IN_MESSAGE = re.compile(r"^(?:Value error, )?([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*): (.*)$", re.DOTALL)
 
 
 class FieldError(BaseModel):
@@ -93,9 +94,9 @@ def field_error(error: Mapping[str, Any], prefix: Sequence[Any] = ()) -> FieldEr
     message = str(error.get("msg", "invalid"))
     in_message = _PATH_IN_MESSAGE.match(message)
     if in_message:
-        head = parts[: parts.index("networks")] if "networks" in parts else parts
-        return FieldError(path=dotted([*head, *in_message.group(1).split(".")]),
-                          problem=in_message.group(2))
+        named = in_message.group(1).split(".")
+        head = parts[: parts.index(named[0])] if named[0] in parts else parts
+        return FieldError(path=dotted([*head, *named]), problem=in_message.group(2))
     problem = None
     if is_key:
         problem = _unknown_key_problem(parts)

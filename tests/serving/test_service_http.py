@@ -207,3 +207,13 @@ def test_the_curl_example_of_make_serve_scores(client):
 
     response = client.post("/score", content=CURL_EXAMPLE, headers={"content-type": "application/json"})
     assert response.status_code == 200 and response.json()["user_id"] == "alice"
+
+
+def test_explained_batches_are_bounded(client):
+    snapshots = random_snapshot_dicts(101, seed=8)
+    response = client.post("/score_batch", json={"snapshots": snapshots, "explain": True})
+    assert response.status_code == 400
+    (error,) = response.json()["errors"]
+    assert error["path"] == "snapshots" and "at most 100 with explain=true" in error["problem"]
+    ok = client.post("/score_batch", json={"snapshots": snapshots[:100], "explain": True})
+    assert ok.status_code == 200 and ok.json()["scored"] == 100
