@@ -6,7 +6,7 @@ import os
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ SERVICE = "serving.service:InfluenceService"
 def serve(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1, max=65535)] = 3000,
     bundle: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(help="Serve this saved ModelBundle folder instead of the registry's "
                      "champion (sets INFLUENCE_BUNDLE_DIR).", exists=True, file_okay=False),
     ] = None,

@@ -7,10 +7,9 @@ writes, so a client can send exactly what the pipeline would have built.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
-from typing_extensions import Annotated
 
 from features.snapshot import SignalSnapshot
 from serving.errors import FieldError
@@ -30,7 +29,7 @@ class _Answer(_Contract):
 
     # no return annotation: the document keeps the model's own schema
     @model_serializer(mode="wrap")
-    def _without_nulls(self, handler: Any):  # noqa: ANN202
+    def _without_nulls(self, handler: Any):
         return {k: v for k, v in handler(self).items() if v is not None}
 
 

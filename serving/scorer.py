@@ -50,26 +50,29 @@ class Scorer:
             return []
         if explain:
             return self._explained(snapshots)
-        scores = self.bundle.score(self.features(snapshots))
-        return [
-            _result(snapshot, row)
-            for snapshot, row in zip(snapshots, scores.iter_rows(named=True), strict=True)
-        ]
+        scores = _rows(self.bundle.score_columns(self.features(snapshots)))
+        return [_result(snapshot, row) for snapshot, row in zip(snapshots, scores, strict=True)]
 
     def _explained(self, snapshots: Sequence[SignalSnapshot]) -> list[ScoreResult]:
         """Scores, explanations and tips: the snapshots and all their what-ifs in one pass."""
         candidates = [what_ifs(s) for s in snapshots]
         every = [*snapshots, *(w.snapshot for ws in candidates for w in ws)]
         features = self.features(every)
-        scores = self.bundle.score(features)
+        columns = self.bundle.score_columns(features)
         explanations = self.bundle.explain(_head(features, len(snapshots)), top_k=MAX_FACTORS)
-        values = scores.get_column("score").to_numpy()
+        values = columns["score"]
         offsets = np.cumsum([len(snapshots), *(len(ws) for ws in candidates)])
         results = []
-        for i, (snapshot, row) in enumerate(zip(snapshots, scores.iter_rows(named=True))):
+        for i, (snapshot, row) in enumerate(zip(snapshots, _rows(columns))):
             tips = _tips(row["score"], candidates[i], values[offsets[i] : offsets[i + 1]])
             results.append(_result(snapshot, row, explanations[i], tips))
         return results
+
+
+def _rows(columns: dict[str, np.ndarray]) -> list[dict]:
+    """Per row, score, percentile and provisional as plain Python values."""
+    keys = ("score", "percentile", "provisional")
+    return [dict(zip(keys, values)) for values in zip(*(columns[k].tolist() for k in keys))]
 
 
 def _head(matrix: FeatureMatrix, n: int) -> FeatureMatrix:

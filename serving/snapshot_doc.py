@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -76,7 +76,7 @@ def snapshot_doc_model() -> type[BaseModel]:
     for network in NETWORKS:
         signals = _network_model(network)
         many = Annotated[list[signals], Field(min_length=1, max_length=_MAX_WINDOWS)]  # type: ignore[valid-type]
-        one_or_many = Union[signals, many]
+        one_or_many = signals | many
         networks[network] = (
             one_or_many,
             Field(None, description=f"one window of {network} counters, or a list of windows "

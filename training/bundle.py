@@ -208,25 +208,32 @@ class ModelBundle:
 
     def score(self, features: Features) -> pl.DataFrame:
         """user_id, as_of, raw, score (1..100), percentile (0..100), provisional; row order kept."""
-        raw = self.raw(features)
-        model_score = self.calibrator.score(raw)
-        score = self.provisional.hold_back(model_score, self.provisional.history_weight(features))
-        percentile = np.where(
-            score == model_score,
-            self.calibrator.percentile(raw),
-            self.calibrator.percentile_of_score(score),
-        )
         return pl.DataFrame(
             {
                 "user_id": _keys(features, "user_id", pl.String),
                 "as_of": _keys(features, "as_of", pl.Date),
-                "raw": raw,
-                "score": score,
-                "percentile": percentile,
-                "provisional": self.provisional.apply(features),
+                **self.score_columns(features),
             },
             schema=SCORE_SCHEMA,
         )
+
+    def score_columns(self, features: Features) -> dict[str, np.ndarray]:
+        """`score` without the frame: raw, score, percentile, provisional as arrays, row order
+        kept (the HTTP service scores one request this way: the frame would cost more than the
+        model)."""
+        raw = self.raw(features)
+        model_score = self.calibrator.score(raw)
+        score = self.provisional.hold_back(model_score, self.provisional.history_weight(features))
+        percentile = self.calibrator.percentile(raw)
+        held = score != model_score
+        if held.any():
+            percentile[held] = self.calibrator.percentile_of_score(score[held])
+        return {
+            "raw": raw,
+            "score": score,
+            "percentile": percentile,
+            "provisional": self.provisional.apply(features),
+        }
 
     def explain(self, features: Features, top_k: int = 5) -> list[Explanation]:
         """Per row: points per network and family adding up to score - baseline, top factors."""

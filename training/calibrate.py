@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import brentq
@@ -170,14 +171,22 @@ class Calibrator:
         return (self.shape.inverse(score) - self.a) / self.b
 
     def percentile(self, raw: np.ndarray) -> np.ndarray:
-        xs = np.asarray(self.grid_raw)
-        ps = np.asarray(self.grid_percentile)
+        xs, ps = self._grid
         return np.interp(np.asarray(raw, dtype=np.float64), xs, ps, left=0.0, right=100.0)
 
     def percentile_of_score(self, score: np.ndarray) -> np.ndarray:
         """The reference percentile of a score (for scores that are not the map of a raw)."""
-        xs = self.score(np.asarray(self.grid_raw))
-        return np.interp(np.asarray(score, dtype=np.float64), xs, np.asarray(self.grid_percentile))
+        return np.interp(np.asarray(score, dtype=np.float64), self._score_grid, self._grid[1])
+
+    # The grids as arrays, made once (a request scores one row: converting 2,001 knots on every
+    # call cost more than the model). Not fields: `to_dict` and equality ignore them.
+    @cached_property
+    def _grid(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.grid_raw, dtype=np.float64), np.asarray(self.grid_percentile)
+
+    @cached_property
+    def _score_grid(self) -> np.ndarray:
+        return self.score(self._grid[0])
 
     def to_dict(self) -> dict:
         out = asdict(self)

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
-
 from servingkit import save_serving_bundle
+from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="session")
