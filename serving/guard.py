@@ -3,8 +3,8 @@
 In the order a request meets them:
 1. `INFLUENCE_API_KEY` set and the path is not open (`serving.settings.OPEN_PATHS`): without
    `Authorization: Bearer <key>` -> 401.
-2. A body over `INFLUENCE_MAX_BODY_BYTES` -> 413, whether announced by Content-Length or
-   streamed in chunks (the body is read up to the limit, then replayed to the app).
+2. A body over `INFLUENCE_MAX_BODY_BYTES` -> 413: announced by Content-Length (refused before it
+   is read), or streamed in chunks (read up to the limit, then replayed to the app).
 3. A POST body that is not JSON -> 415 (BentoML would otherwise try multipart or arrow decoders,
    whose failures on arbitrary bytes are not all 4xx).
 4. On the way out, 4xx answers are made `ErrorBody`s: on the service's own API routes
@@ -90,20 +90,25 @@ class RequestGuard:
                 await _respond(send, 415, ErrorBody(
                     error=f"unsupported media type {_media_type(scope)!r}: send application/json"))
                 return
-            body = await _read_body(receive, self.settings.max_body_bytes, scope)
-            if body is None:
+            limit = self.settings.max_body_bytes
+            announced = _header(scope, b"content-length")
+            if announced is not None and announced.strip().isdigit():
+                # the HTTP server holds the client to its Content-Length: nothing to count
+                too_big = int(announced) > limit
+            else:
+                body = await _read_body(receive, limit)
+                too_big = body is None
+                if not too_big:
+                    receive = _replay(body, receive)
+            if too_big:
                 await _respond(send, 413, ErrorBody(
-                    error=f"request body over the limit of {self.settings.max_body_bytes} bytes"))
+                    error=f"request body over the limit of {limit} bytes"))
                 return
-            receive = _replay(body, receive)
         await self.app(scope, receive, _json_4xx(send, rewrite_json=path in self.api_paths))
 
 
-async def _read_body(receive: Any, limit: int, scope: dict[str, Any]) -> bytes | None:
-    """The whole body, or None as soon as it is known to exceed `limit`."""
-    announced = _header(scope, b"content-length")
-    if announced is not None and announced.strip().isdigit() and int(announced) > limit:
-        return None
+async def _read_body(receive: Any, limit: int) -> bytes | None:
+    """A streamed (chunked) body, or None as soon as it exceeds `limit`."""
     chunks, size = [], 0
     while True:
         message = await receive()
