@@ -7,8 +7,9 @@ Service path: the same table -> frame_to_snapshots -> JSON -> POST /score_batch 
 pydantic -> snapshot arrays -> featurize (matrix) -> ModelBundle.score.
 
 Default run: a few hundred users of a small simulated world, the session's service (in process).
-Slow run: 1,000 users of the default world (the pipeline's data/clean and model when they exist,
-simulated and stand-in otherwise) against a real `bentoml serve`.
+Slow run: 1,000 users of the default world (the pipeline's data/clean when it exists, simulated
+otherwise) against a real `bentoml serve` of $INFLUENCE_BUNDLE_DIR, the pipeline's model, or the
+stand-in.
 """
 
 from __future__ import annotations
@@ -120,8 +121,13 @@ def _default_world_raw(tmp_path_factory) -> Path:
 
 
 def _default_model(bundle_dir: Path) -> Path:
-    trained = ROOT / "models" / "influence-score"
-    return trained if (trained / "bundle.json").exists() else bundle_dir
+    """$INFLUENCE_BUNDLE_DIR, else the pipeline's model, else the session's stand-in."""
+    import os
+
+    for candidate in (os.environ.get("INFLUENCE_BUNDLE_DIR"), ROOT / "models" / "influence-score"):
+        if candidate and (Path(candidate) / "bundle.json").exists():
+            return Path(candidate)
+    return bundle_dir
 
 
 @pytest.mark.slow
