@@ -1,7 +1,7 @@
 """The scorer the service wraps: validated snapshots in, results out, through the one shared path
 
     SignalSnapshot -> features.snapshot.snapshots_to_arrays -> features.featurize.featurize_matrix
-                   -> ModelBundle.score / ModelBundle.explain
+                   -> ModelBundle.score_columns / ModelBundle.explain
 
 which is the batch pipeline's path from the long snapshot table on (the pipeline enters it with
 `SnapshotArrays.from_frame`). Tips are what-ifs scored through the same path, in the same call as
@@ -119,7 +119,8 @@ def load_bundle(settings: ServingSettings) -> ModelBundle:
 
 
 def model_windows(bundle: ModelBundle) -> tuple[int, ...]:
-    """The windows the model's features are computed over, read from its catalog."""
+    """The windows the model's features are computed over, read from its catalog (the bundle
+    does not record them otherwise; a model trained on 7/30/90-day windows has features of each)."""
     windows = tuple(sorted({c.window for c in bundle.catalog if c.window is not None}))
     return windows or DEFAULT_WINDOWS
 
