@@ -18,6 +18,11 @@ The model is loaded once, in the worker's `__init__`, with `training.registry.lo
 truth and a class-level `BentoModel` would fail on a store without it. Every answer carries the
 bundle's `model_version`.
 
+No adaptive batching: a batchable BentoML API takes one argument and queues requests up to a
+latency budget, which only adds waiting for one client sending one request at a time, while a
+client with many users has /score_batch (1,000 in one featurize pass and one model call, ~0.15
+ms a user against ~1 ms for one). It would pay only under many concurrent single-user clients.
+
 Errors: any malformed request gets a 4xx `ErrorBody` naming the field path and the problem (see
 `serving.guard` for 401/413/415 and the shape of 400s). Settings: `serving.settings`.
 
