@@ -126,6 +126,9 @@ class TrainParams(_Section):
     bagging_freq: int = Field(1, ge=0)
     lambda_l2: float = Field(10.0, ge=0)
     max_bin: int = Field(255, ge=4)
+    extra_trees: bool = False
+    """Random split thresholds (LightGBM extra_trees): smoother scores, less variance."""
+    path_smooth: float = Field(0.0, ge=0)
     monotone_method: str = Field("basic", pattern="^(basic|intermediate|advanced)$")
     num_threads: int = Field(1, ge=1)
     seed: int = 42

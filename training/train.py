@@ -133,6 +133,8 @@ def lgb_params(train, constraints: Sequence[int], seed: int) -> dict[str, Any]:
         "bagging_freq": train.bagging_freq,
         "lambda_l2": train.lambda_l2,
         "max_bin": train.max_bin,
+        "extra_trees": train.extra_trees,
+        "path_smooth": train.path_smooth,
         "monotone_constraints": list(constraints),
         "monotone_constraints_method": train.monotone_method,
         "deterministic": True,
