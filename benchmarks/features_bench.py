@@ -161,10 +161,12 @@ def _simulate(out: Path, users: int | None = None) -> Path:
 
 
 def _default_world(work_dir: Path) -> Path:
-    for candidate in (work_dir / "raw", REPO / "data" / "clean", REPO / "data" / "raw"):
-        if (candidate / "interactions").is_dir():
-            return candidate
-    return _simulate(work_dir)
+    """The pipeline's validated world if there is one, else a clean default world of our own
+    (simulate_bench's world keeps its corrupt rows, which only `influence validate` may read)."""
+    clean = REPO / "data" / "clean"
+    if (clean / "interactions").is_dir():
+        return clean
+    return _simulate(work_dir / "features_default")
 
 
 def run(raw_dir: Path | None = None, work_dir: Path = Path("data/bench"), repeats: int = 2) -> dict:
