@@ -210,6 +210,8 @@ class RegisterParams(_Section):
     stability_median_max: float = Field(1.0, ge=0)
     stability_p99_max: float = Field(5.0, ge=0)
     """|score change| of the reference population between champion and challenger."""
+    hold_experiments: bool = True
+    """Models made by `dvc exp run` stay challenger even past the gate (promote them on purpose)."""
     shap_sample: int = Field(2000, gt=0)
     """Reference users whose TreeSHAP contributions the run's plots show."""
     report: Path = Path("reports/registry.json")

@@ -38,6 +38,7 @@ def gate_rules(params) -> GateRules:
         metric_tolerance=params.metric_tolerance,
         stability_median_max=params.stability_median_max,
         stability_p99_max=params.stability_p99_max,
+        hold_experiments=params.hold_experiments,
     )
 
 
@@ -116,13 +117,16 @@ def register(
     """Log, register, gate (see the module docstring). The decision is taken before the new
     version exists, so the champion it is measured against is the one before this run."""
     settings = settings or TrackingSettings()
+    import os
+
+    from training.tracking import dvc_tags
+
     decision = decide(
         inputs.bundle, inputs.metrics, inputs.reference, rules, settings,
         champion_metrics, test_data,
     )
-    import os
-
-    from training.tracking import dvc_tags
+    if rules.hold_experiments:
+        decision = registry.hold_experiment(decision, dvc_tags(os.environ).get("dvc_experiment"))
 
     run = log_training_run(inputs, settings)
     client = registry._client(settings)

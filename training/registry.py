@@ -55,6 +55,7 @@ class GateRules:
     metric_tolerance: float = 0.002
     stability_median_max: float = 1.0
     stability_p99_max: float = 5.0
+    hold_experiments: bool = True
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,25 @@ def record_gate(
 ) -> None:
     client.set_model_version_tag(name, str(version), "gate", "passed" if decision.passed else "failed")
     client.set_model_version_tag(name, str(version), "gate_report", json.dumps(decision.as_dict()))
+
+
+def hold_experiment(decision: GateDecision, experiment: str | None) -> GateDecision:
+    """A model made by a DVC experiment (`dvc exp run`) stays challenger even when it passes the
+    gate: its params are not committed, so the champion would not be reproducible from git.
+    `influence promote <version>` crowns it on purpose once the experiment is applied. The first
+    model of an empty registry is still crowned: something must serve."""
+    if not experiment or not decision.passed or decision.stability is None:
+        return decision
+    return GateDecision(
+        False,
+        (
+            *decision.reasons,
+            f"held as challenger: made by DVC experiment {experiment!r} (params not committed); "
+            "`influence promote <version>` makes it champion on purpose",
+        ),
+        decision.metric_deltas,
+        decision.stability,
+    )
 
 
 def apply_gate(

@@ -166,3 +166,18 @@ def test_cli_promote_rollback_and_models(client):
     assert runner.invoke(app, ["promote", "--version", "42"]).exit_code == 1
     listing = runner.invoke(app, ["models"]).output
     assert f"v{v1}" in listing and "champion" in listing
+
+
+def test_a_dvc_experiment_that_passes_stays_challenger():
+    passed = gate(GOOD, GOOD, STABLE)
+    held = registry.hold_experiment(passed, "quick-fish")
+    assert passed.passed and not held.passed
+    assert "quick-fish" in held.reasons[-1] and "influence promote" in held.reasons[-1]
+    assert held.stability == STABLE and held.metric_deltas == passed.metric_deltas
+
+
+def test_no_experiment_or_no_champion_is_not_held():
+    passed = gate(GOOD, GOOD, STABLE)
+    assert registry.hold_experiment(passed, None) == passed
+    first = gate(GOOD, None, None)  # an empty registry: the first model serves, experiment or not
+    assert registry.hold_experiment(first, "quick-fish").passed

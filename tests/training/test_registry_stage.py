@@ -72,3 +72,14 @@ def test_gate_on_real_models(bundles, tmp_path):
 
     report = write_report(weak, tmp_path / "reports" / "registry.json").read_text()
     assert '"alias": "challenger"' in report and '"previous_champion": "2"' in report
+
+
+def test_models_of_dvc_experiments_stay_challenger(bundles, tmp_path, monkeypatch):
+    first = _register(bundles["base"], tmp_path)
+    monkeypatch.setenv("DVC_EXP_NAME", "quick-fish")
+    experiment = _register(bundles["better"], tmp_path)
+    assert experiment.alias == "challenger"
+    assert "quick-fish" in experiment.decision.reasons[-1]
+    assert str(registry.version_by_alias(registry._client(), "champion").version) == first.version
+    registry.promote(experiment.version)
+    assert registry.load_champion().version == bundles["better"].version
