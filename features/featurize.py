@@ -84,7 +84,17 @@ ACROSS_COLUMNS = (
 )
 """The snapshot signals the across-network specs sum or maximise (computed together)."""
 _ACROSS = {name: i for i, name in enumerate(ACROSS_COLUMNS)}
+GRID_COLUMNS = (
+    *ACROSS_COLUMNS,
+    "active_days",
+    *(f"unique_engagers_{f}" for f in FAMILY_NAMES),
+)
+"""The snapshot signals laid on the dense grid of the across-network specs (ACROSS_COLUMNS
+first): the others are read per long row only."""
+_G = {name: i for i, name in enumerate(GRID_COLUMNS)}
+_GRID_SIGNALS = np.array([_S[c] for c in GRID_COLUMNS])
 RECEIVED_MASKS = np.stack([ALLOWED, ON_POST, *(FAMILY_MASK[f] for f in FAMILY_NAMES)]).astype(float)
+SENT_MASKS = ALLOWED[None].astype(float)
 
 
 # --- rows, grid and small numeric helpers -----------------------------------------------------
@@ -95,6 +105,8 @@ class _Signals:
     specs share (totals over actions, logs), computed once on first use."""
 
     values: np.ndarray
+    index: dict[str, int] = _S
+    """Signal name -> position on the trailing axis of `values`."""
 
     def __init__(self) -> None:
         self._memo: dict[str, np.ndarray] = {}
@@ -105,16 +117,11 @@ class _Signals:
         return self._memo[key]
 
     def __getitem__(self, name: str) -> np.ndarray:
-        return self.values[..., _S[name]]
+        return self.values[..., self.index[name]]
 
     def log(self, name: str) -> np.ndarray:
         """log(1 + signal)."""
-        return self.memo(f"log:{name}", lambda: log1p(self.values[..., _S[name]]))
-
-    def gather(self, columns: list[str], log: bool) -> np.ndarray:
-        """Several signals at once (trailing axis), as they are or as log(1 + x)."""
-        block = self.values[..., [_S[c] for c in columns]]
-        return log1p(block) if log else block
+        return self.memo(f"log:{name}", lambda: log1p(self[name]))
 
     def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -137,7 +144,7 @@ class _Signals:
 
     @cached_property
     def sent(self) -> np.ndarray:
-        return self._totals("sent_", ALLOWED[None].astype(float))[0]
+        return self._totals("sent_", SENT_MASKS)[0]
 
 
 class Rows(_Signals):
@@ -152,38 +159,77 @@ class Rows(_Signals):
 
     def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
         """Sums of `<prefix><action>` over each mask's actions of the row's network: (M, R),
-        unknown only where every summed action is unknown."""
+        unknown only where every summed action is unknown. Per network present, each mask's
+        few actions summed directly (no (M, R, A) mask block, no BLAS threads)."""
         block = self.values[:, [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
         known = ~np.isnan(block)
-        row_masks = masks[:, self.network, :]  # (M, R, A)
-        total = np.einsum("ra,mra->mr", np.where(known, block, 0.0), row_masks)
-        any_known = np.einsum("ra,mra->mr", known.astype(float), row_masks) > 0
-        return np.where(any_known, total, np.nan)
+        filled = np.where(known, block, 0.0)
+        total = np.full((len(masks), len(block)), np.nan)
+        for n in np.unique(self.network):
+            at = np.flatnonzero(self.network == n) if len(block) > 1 else slice(None)
+            network_filled, network_known = filled[at], known[at]
+            for m, actions in enumerate(_mask_actions(masks, int(n))):
+                if len(actions):
+                    sums = network_filled[:, actions].sum(axis=1)
+                    total[m, at] = np.where(network_known[:, actions].any(axis=1), sums, np.nan)
+        return total
+
+
+_MASK_ACTIONS: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+
+def _mask_actions(masks: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Per mask, the action indices it holds on network n (cached for the module's masks,
+    RECEIVED_MASKS and SENT_MASKS, which live as long as the module)."""
+    key = (id(masks), n)
+    if key not in _MASK_ACTIONS:
+        if masks is not RECEIVED_MASKS and masks is not SENT_MASKS:
+            return tuple(np.flatnonzero(m[n] > 0) for m in masks)
+        _MASK_ACTIONS[key] = tuple(np.flatnonzero(m[n] > 0) for m in masks)
+    return _MASK_ACTIONS[key]
 
 
 class Grid(_Signals):
-    """values[u, n, k, s]: signal s of user u on network n over window k; linked[u, n]: the
-    user has that network in the snapshot. Specs across networks run here."""
+    """values[u, n, k, s]: signal GRID_COLUMNS[s] of user u on network n over window k;
+    linked[u, n]: the user has that network in the snapshot. Specs across networks run here.
 
-    def __init__(self, values: np.ndarray, linked: np.ndarray, windows: tuple[int, ...]):
+    The grid holds only the signals the across specs read; totals over actions (`received`,
+    `sent`, per family) are those of the long rows (`rows`, one per cell `at` = (users,
+    networks, windows)), laid on the grid: computed once for both scopes."""
+
+    index = _G
+
+    def __init__(
+        self,
+        values: np.ndarray,
+        linked: np.ndarray,
+        windows: tuple[int, ...],
+        rows: Rows,
+        at: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ):
         super().__init__()
         self.values, self.windows = values, windows
         self.linked = linked
         self.window_days = np.asarray(windows, dtype=float)
+        self._rows, self._at = rows, at
 
-    def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
-        """Sums of `<prefix><action>` over the actions of each (mask, network): (M, U, N, K)."""
-        block = self.values[..., [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
-        known = ~np.isnan(block)
-        # per network n: (U, K, A) @ (A, M), batched over networks -> (N, U, K, M)
-        by_network = masks.transpose(1, 2, 0)[:, None]
-        total = np.where(known, block, 0.0).transpose(1, 0, 2, 3) @ by_network
-        any_known = known.astype(float).transpose(1, 0, 2, 3) @ by_network > 0
-        return np.where(any_known, total, np.nan).transpose(3, 1, 0, 2)
+    def _on_grid(self, per_row: np.ndarray) -> np.ndarray:
+        """(M, R) values of the long rows -> (M, U, N, K), NaN where a user lacks the cell."""
+        out = np.full((len(per_row), *self.values.shape[:3]), np.nan)
+        out[(slice(None), *self._at)] = per_row
+        return out
+
+    @cached_property
+    def _received(self) -> np.ndarray:
+        return self._on_grid(self._rows._received)
+
+    @cached_property
+    def sent(self) -> np.ndarray:
+        return self._on_grid(self._rows.sent[None])[0]
 
     @cached_property
     def _across_block(self) -> np.ndarray:
-        return self.values[..., [_S[c] for c in ACROSS_COLUMNS]]
+        return self.values[..., : len(ACROSS_COLUMNS)]
 
     @cached_property
     def _across_all(self) -> np.ndarray:
@@ -233,7 +279,7 @@ class Grid(_Signals):
     def family_engagers(self) -> np.ndarray:
         """Distinct engagers per family: (F, U, N, K)."""
         return np.moveaxis(
-            self.values[..., [_S[f"unique_engagers_{f}"] for f in FAMILY_NAMES]], -1, 0
+            self.values[..., [_G[f"unique_engagers_{f}"] for f in FAMILY_NAMES]], -1, 0
         )
 
     def family_across(self, what: str, how: str, log: bool = False) -> np.ndarray:
@@ -1116,19 +1162,18 @@ class FeatureMatrix:
 
 
 def _grid(
-    arrays: SnapshotArrays,
-    rows: np.ndarray,
+    long: Rows,
     users: np.ndarray,
     windows_k: np.ndarray,
     n_users: int,
     windows: tuple[int, ...],
 ) -> Grid:
-    n = arrays.network[rows]
-    values = np.full((n_users, _N, len(windows), len(SIGNAL_COLUMNS)), np.nan)
-    values[users, n, windows_k] = arrays.values[rows]
+    n = long.network
+    values = np.full((n_users, _N, len(windows), len(GRID_COLUMNS)), np.nan)
+    values[users, n, windows_k] = long.values[:, _GRID_SIGNALS]
     linked = np.zeros((n_users, _N), dtype=bool)
     linked[users, n] = True
-    return Grid(values, linked, windows)
+    return Grid(values, linked, windows, long, (users, n, windows_k))
 
 
 def _window_index(arrays: SnapshotArrays, windows: tuple[int, ...]) -> np.ndarray:
@@ -1184,7 +1229,7 @@ def _compute_into(
     out[users[longest][:, None], p.level_columns[n[longest]]] = _network_block(
         levels, p.level_specs
     )
-    grid = _grid(arrays, rows, users, k, n_users, p.windows)
+    grid = _grid(long, users, k, n_users, p.windows)
     across = np.stack([SPECS[i].compute(grid) for i in p.across_window_specs], axis=-1)
     out[:, p.across_window_columns.ravel()] = across.reshape(n_users, -1)
     out[:, p.across_level_columns] = np.stack(
