@@ -31,15 +31,17 @@ Definitions worth knowing (the meanings are in `features.snapshot.SIGNALS`):
   before the window (T - w - 1), null when the account has no profile then (too young).
 
 Speed: the events of the longest window are read once (only those partitions, the vocabulary as
-small integer codes) and pinned; every aggregation over them is a single group-by: received and
-sent per action, one pair-level aggregation (network, target, actor) that carries the last date
-per action family, and the selectivity weight as a window count. Each PageRank iteration is
-pinned by the engine so plans stay flat.
+small integer codes) and pinned with their selectivity weight (a window count) and their window
+bucket (the shortest window holding the day); every aggregation over them is a single group-by:
+received and sent per action and bucket (the per-window columns are made on the aggregated
+rows, not per event), one pair-level aggregation (network, target, actor) that carries the last
+date per action family. Each PageRank iteration is pinned by the engine so plans stay flat.
+`make bench` times every piece (`parts` hook of `build_snapshots`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -55,6 +57,9 @@ from influence.vocabulary import (
     VOCABULARY,
     Family,
 )
+
+Parts = Callable[[str, nw.LazyFrame], nw.LazyFrame]
+"""A profiler's hook: computes a named piece of the snapshot build and returns it."""
 
 ALL_GRAPH = -1
 """Graph key of the cross-network engagement graph (per-network graphs use the network code)."""
@@ -245,14 +250,43 @@ def reaction_days(interactions: nw.LazyFrame) -> nw.LazyFrame:
     )
 
 
-def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
-    """received_<action>__w and selective_reactions__w per (user_id, network)."""
-    per_action = (
-        interactions.with_columns(
-            windowed({"n": nw.lit(1.0), "s": nw.col("weight")}, windows, as_of)
+def window_bucket(windows: Sequence[int], as_of: date, column: str = "date") -> nw.Expr:
+    """Index (Int8) of the shortest window that holds the row's date: a row is in window
+    `windows[i]` exactly when its bucket is at most i (windows ascending; rows older than the
+    longest window get len(windows))."""
+    return nw.sum_horizontal(*((~in_window(w, as_of, column)).cast(nw.Int8) for w in windows)).cast(
+        nw.Int8
+    )
+
+
+def per_window(
+    frame: nw.LazyFrame, keys: list[str], values: dict[str, nw.Expr], windows: Sequence[int]
+) -> nw.LazyFrame:
+    """Events grouped by keys and window bucket, then summed over the buckets of each window:
+    `<name>__w<w>` per key. The events pass one group-by that carries only the bucket, so the
+    per-window columns are built on the (much smaller) aggregated rows, not once per event."""
+    buckets = frame.group_by(*keys, "bucket").agg(
+        *(value.alias(name) for name, value in values.items())
+    )
+    return (
+        buckets.with_columns(
+            nw.when(nw.col("bucket") <= i).then(nw.col(name)).otherwise(0.0).alias(suffix(name, w))
+            for name in values
+            for i, w in enumerate(windows)
         )
-        .group_by("target_id", "network", "action")
-        .agg(summed(["n", "s"], windows))
+        .group_by(keys)
+        .agg(summed(values, windows))
+    )
+
+
+def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
+    """received_<action>__w and selective_reactions__w per (user_id, network). The events
+    carry their `bucket` (`window_bucket`)."""
+    per_action = per_window(
+        interactions,
+        ["target_id", "network", "action"],
+        {"n": nw.len().cast(nw.Float64), "s": nw.col("weight").sum()},
+        windows,
     )
     counts = spread(
         per_action,
@@ -268,11 +302,12 @@ def received_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFra
 
 
 def sent_reactions(interactions: nw.LazyFrame, windows, as_of) -> nw.LazyFrame:
-    """sent_<action>__w per (user_id, network)."""
-    per_action = (
-        interactions.with_columns(windowed({"n": nw.lit(1.0)}, windows, as_of))
-        .group_by("actor_id", "network", "action")
-        .agg(summed(["n"], windows))
+    """sent_<action>__w per (user_id, network). The events carry their `bucket`."""
+    per_action = per_window(
+        interactions,
+        ["actor_id", "network", "action"],
+        {"n": nw.len().cast(nw.Float64)},
+        windows,
     )
     return spread(
         per_action,
@@ -531,37 +566,57 @@ def build_snapshots(
     pagerank_window_days: int = 30,
     profile_lookback_days: int = 3,
     materialize,
+    parts: Parts | None = None,
 ) -> nw.LazyFrame:
     """The long snapshot table (columns of `Snapshots`) for as-of date T. `materialize` is the
-    engine's (it pins shared intermediates and every PageRank iteration)."""
+    engine's (it pins shared intermediates and every PageRank iteration). `parts`, a profiler's,
+    receives every named piece and returns it computed (the benchmark's per-part seconds);
+    without it only the shared intermediates are pinned and the rest stays one lazy plan."""
+
+    def part(name: str, frame: nw.LazyFrame, *, pin: bool = False) -> nw.LazyFrame:
+        if parts is not None:
+            return parts(name, frame)
+        return materialize(frame) if pin else frame
+
     windows = tuple(sorted(windows))
-    accounts = materialize(linked_accounts(sources.accounts, as_of))
+    accounts = part("accounts", linked_accounts(sources.accounts, as_of), pin=True)
     events = sources.interactions.filter(
         *dated_before(as_of, max(windows)),
         ~nw.col("network").is_null(),
         ~nw.col("action").is_null(),
     ).select("date", "network", "actor_id", "target_id", "action", "post_id")
-    events = materialize(with_selectivity(events))
+    events = part(
+        "selectivity",
+        with_selectivity(part("read", events)).with_columns(
+            window_bucket(windows, as_of).alias("bucket")
+        ),
+        pin=True,
+    )
     actor_days = reaction_days(events)
-    pairs = materialize(engager_pairs(events, as_of, min(pagerank_window_days, max(windows))))
-    pagerank, cross_rank, percentile = engagement_ranks(
-        pairs, accounts, damping, iterations, materialize
+    pairs = part(
+        "pairs", engager_pairs(events, as_of, min(pagerank_window_days, max(windows))), pin=True
+    )
+    pagerank, cross_rank, percentile = (
+        part("pagerank", frame)
+        for frame in engagement_ranks(
+            pairs, accounts, damping, iterations, lambda f: part("pagerank", f, pin=True)
+        )
     )
     posts = sources.posts.filter(*dated_before(as_of, max(windows)))
     pieces = [
-        audience(sources.profiles, windows, as_of, profile_lookback_days),
-        activity(posts, actor_days, windows, as_of),
-        received_reactions(events, windows, as_of),
-        sent_reactions(events, windows, as_of),
-        unique_engagers(pairs, percentile, windows, as_of),
-        conversations_started(events, windows, as_of),
+        part("audience", audience(sources.profiles, windows, as_of, profile_lookback_days)),
+        part("activity", activity(posts, actor_days, windows, as_of)),
+        part("received", received_reactions(events, windows, as_of)),
+        part("sent", sent_reactions(events, windows, as_of)),
+        part("unique_engagers", unique_engagers(pairs, percentile, windows, as_of)),
+        part("conversations", conversations_started(events, windows, as_of)),
         pagerank,
     ]
     wide = accounts
     for piece in pieces:
         wide = wide.join(piece, on=KEYS, how="left")
-    wide = wide.join(cross_rank, on="user_id", how="left")
-    return to_long(wide, as_of, windows)
+    wide = part("assemble", wide.join(cross_rank, on="user_id", how="left"))
+    return part("to_long", to_long(wide, as_of, windows))
 
 
 def _signal_in_window(name: str, window: int, columns: set[str]) -> nw.Expr:

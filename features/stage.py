@@ -18,11 +18,13 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
+import narwhals as nw
 import polars as pl
 import pyarrow.parquet as pq
 
@@ -48,8 +50,23 @@ class DateTables:
     features: pl.DataFrame
 
 
-def snapshots_for_date(engine, root: Path, as_of: date, params: Params) -> pl.DataFrame:
+class Profile(Protocol):
+    """What a profiler gives `features_for_date` (the benchmark's per-part seconds)."""
+
+    def part(self, name: str, frame: nw.LazyFrame) -> nw.LazyFrame:
+        """Compute a named piece of the snapshot build (and time it)."""
+        ...
+
+    def step(self, name: str) -> AbstractContextManager:
+        """Time a named step of the stage."""
+        ...
+
+
+def snapshots_for_date(
+    engine, root: Path, as_of: date, params: Params, profile: Profile | None = None
+) -> pl.DataFrame:
     """The validated long snapshot table of one as-of date."""
+    step = profile.step if profile else _untimed
     p = params.features
     sources = read_sources(engine, root, as_of, p.windows, p.profile_lookback_days)
     frame = build_snapshots(
@@ -61,21 +78,36 @@ def snapshots_for_date(engine, root: Path, as_of: date, params: Params) -> pl.Da
         pagerank_window_days=p.pagerank_window_days,
         profile_lookback_days=p.profile_lookback_days,
         materialize=engine.materialize,
+        parts=profile.part if profile else None,
     )
-    return validate_snapshots(engine.to_polars(frame).sort(["user_id", "network", "window_days"]))
+    with step("collect"):
+        long = engine.to_polars(frame).sort(["user_id", "network", "window_days"])
+    with step("validate_snapshots"):
+        return validate_snapshots(long)
 
 
 def features_for_date(
-    engine, root: Path, as_of: date, params: Params, progress: Progress = _quiet
+    engine,
+    root: Path,
+    as_of: date,
+    params: Params,
+    progress: Progress = _quiet,
+    profile: Profile | None = None,
 ) -> DateTables:
-    """Snapshots and validated features of one as-of date."""
+    """Snapshots and validated features of one as-of date (`profile`: see `Profile`)."""
+    step = profile.step if profile else _untimed
     progress(f"{as_of}: snapshots")
-    snapshots = snapshots_for_date(engine, root, as_of, params)
+    snapshots = snapshots_for_date(engine, root, as_of, params, profile)
     progress(f"{as_of}: features")
-    features = validate_features(
-        featurize(snapshots, params.features.windows), params.features.windows
-    )
+    with step("featurize"):
+        features = featurize(snapshots, params.features.windows)
+    with step("validate_features"):
+        features = validate_features(features, params.features.windows)
     return DateTables(as_of, snapshots, features)
+
+
+def _untimed(_: str) -> AbstractContextManager:
+    return nullcontext()
 
 
 def labels_for_date(engine, root: Path, as_of: date, params: Params) -> pl.DataFrame:
