@@ -44,8 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from features.snapshot import SIGNAL_COLUMNS
-from influence.vocabulary import NETWORKS
+from features.snapshot import SIGNAL_COLUMNS, SnapshotArrays
 from serving.history import (
     HISTORY_COLUMNS,
     POINT_BUCKETS,
@@ -109,35 +108,58 @@ def _round_mantissa(bits: np.ndarray) -> np.ndarray:
     return (bits + half) & mask
 
 
-def signal_fingerprints(snapshots: pl.DataFrame) -> pl.DataFrame:
+def signal_fingerprints(snapshots: pl.DataFrame | SnapshotArrays) -> pl.DataFrame:
     """One 64-bit fingerprint per user of a long snapshot table (user_id, signal_hash): equal
     when every (network, window) row carries the same signals (to ~9.6 significant digits),
     nulls included. Built from the IEEE bits of the values, so it does not depend on library
-    versions."""
-    if snapshots.height == 0:
-        return pl.DataFrame(schema={"user_id": pl.String, "signal_hash": pl.UInt64})
-    frame = snapshots.sort("user_id", "network", "window_days")
-    values = frame.select(pl.col(FINGERPRINT_SIGNALS).cast(pl.Float64)).to_numpy()
-    values = np.ascontiguousarray(values + 0.0)  # -0.0 and 0.0 are the same signal
+    versions. Users in first-seen order."""
+    arrays = (
+        snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
+    )
+    users, hashes = _fingerprints(arrays)
+    return pl.DataFrame(
+        {"user_id": users, "signal_hash": hashes},
+        schema={"user_id": pl.String, "signal_hash": pl.UInt64},
+    )
+
+
+_FINGERPRINT_POSITIONS = np.array([SIGNAL_COLUMNS.index(s) for s in FINGERPRINT_SIGNALS])
+
+
+def _fingerprints(arrays: SnapshotArrays) -> tuple[list[str], np.ndarray]:
+    """(user ids in first-seen order, their fingerprints). One hash per row, summed per user
+    (uint64 sums wrap): the rows of a user are distinct (network, window) pairs, so the sum
+    does not depend on their order and no sort is needed."""
+    if len(arrays) == 0:
+        return [], np.zeros(0, dtype=np.uint64)
+    values = arrays.values[:, _FINGERPRINT_POSITIONS] + 0.0  # -0.0 and 0.0 are the same signal
     values[np.isnan(values)] = np.nan  # one bit pattern for every null
     bits = _round_mantissa(values.view(np.uint64))
-    network_code = frame["network"].replace_strict(
-        {n: i + 1 for i, n in enumerate(NETWORKS)}, default=len(NETWORKS) + 1, return_dtype=pl.UInt64
-    )
-    key = network_code.to_numpy() * np.uint64(1_000) + frame["window_days"].cast(pl.UInt64).to_numpy()
+    network_code = arrays.network.astype(np.uint64) + np.uint64(1)
+    key = network_code * np.uint64(1_000) + arrays.window_days.astype(np.uint64)
     with np.errstate(over="ignore"):
         # each value mixed with its column's offset, summed per row (uint64 sums wrap), then
         # mixed with the row's (network, window) key
         offsets = _GOLDEN * np.arange(1, bits.shape[1] + 1, dtype=np.uint64)
         row_hash = _mix(_mix(bits + offsets).sum(axis=1, dtype=np.uint64) ^ _mix(key + _GOLDEN))
-        users = frame["user_id"]
-        starts = np.flatnonzero((users != users.shift(1)).fill_null(True).to_numpy())
-        # rows of a user are distinct (network, window) pairs: their sum does not depend on order
-        user_hash = np.add.reduceat(row_hash, starts)
-    return pl.DataFrame(
-        {"user_id": users.gather(starts), "signal_hash": user_hash},
-        schema={"user_id": pl.String, "signal_hash": pl.UInt64},
+    index, users = _user_index(arrays)
+    user_hash = np.zeros(len(users), dtype=np.uint64)
+    np.add.at(user_hash, index, row_hash)
+    return users, user_hash
+
+
+def _user_index(arrays: SnapshotArrays) -> tuple[np.ndarray, list[str]]:
+    """Each row's user as 0.. in first-seen order, and those users (a user with rows of
+    several as-of dates is one user)."""
+    if arrays.key_index is not None and arrays.keys is not None:
+        users = [u for u, _ in arrays.keys]
+        if len(set(users)) == len(users):
+            return arrays.key_index, users
+    index: dict[str, int] = {}
+    rows = np.fromiter(
+        (index.setdefault(u, len(index)) for u in arrays.user_id), dtype=np.int64, count=len(arrays)
     )
+    return rows, list(index)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,14 +326,21 @@ def _timed(seconds: dict[str, float], name: str, started: float) -> float:
     return now
 
 
-def network_points(bundle: ModelBundle, features) -> tuple[pl.Series, float | None]:
+BULK_THREADS = 2
+"""LightGBM threads of the batch path's bulk calls (the whole day in one predict): the
+service's per-request path keeps the bundle's one thread."""
+
+
+def network_points(
+    bundle: ModelBundle, features, num_threads: int = BULK_THREADS
+) -> tuple[pl.Series, float | None]:
     """Points of each row's score per bucket of `POINT_BUCKETS` (TreeSHAP, the same split as the
     service's explanations), as a struct column, and the model's baseline score."""
     from training.explain import contributions_to_points
     from training.explain import network_points as bucket_points
 
     x = bundle.matrix(features)
-    contrib = bundle.booster.predict(x, pred_contrib=True)
+    contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=num_threads)
     points, _, baseline = contributions_to_points(contrib, bundle.calibrator)
     labels, sums = bucket_points(points, x, [c.network for c in bundle.catalog])
     columns = {
@@ -325,36 +354,51 @@ def network_points(bundle: ModelBundle, features) -> tuple[pl.Series, float | No
 
 def model_scores(
     bundle: ModelBundle,
-    snapshots: pl.DataFrame,
+    snapshots: pl.DataFrame | SnapshotArrays,
     windows: Sequence[int] = (7, 30, 90),
     *,
     points: bool = True,
+    num_threads: int = BULK_THREADS,
 ) -> ModelScores:
     """Featurize and score every user of a day's snapshots with one bundle (the batch path:
-    vectorised, no HTTP); `points` adds the per-network points (TreeSHAP, the costly part)."""
+    vectorised, no HTTP, no frame joins: features, scores and fingerprints share the users'
+    first-seen order); `points` adds the per-network points (TreeSHAP, the costly part)."""
     from features.featurize import featurize_matrix
 
     seconds: dict[str, float] = {}
     started = time.perf_counter()
-    features = featurize_matrix(snapshots, tuple(windows))
+    arrays = (
+        snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
+    )
+    started = _timed(seconds, "arrays", started)
+    features = featurize_matrix(arrays, tuple(windows))
     started = _timed(seconds, "featurize", started)
-    scored = bundle.score(features)
+    scored = bundle.score_columns(features, num_threads)
     started = _timed(seconds, "score", started)
-    frame = scored.select(
-        "user_id",
-        pl.col("score").alias("raw_score"),
-        pl.col("percentile").alias("raw_percentile"),
-        "provisional",
+    users, hashes = _fingerprints(arrays)
+    if users != features.user_id:  # several as-of dates of a user: one fingerprint per user
+        position = {user: i for i, user in enumerate(users)}
+        hashes = hashes[[position[user] for user in features.user_id]]
+    started = _timed(seconds, "fingerprint", started)
+    frame = pl.DataFrame(
+        {
+            "user_id": features.user_id,
+            "raw_score": scored["score"],
+            "raw_percentile": scored["percentile"],
+            "provisional": scored["provisional"],
+        },
+        schema={"user_id": pl.String, "raw_score": pl.Float64, "raw_percentile": pl.Float64,
+                "provisional": pl.Boolean},
     )
     baseline = None
     if points:
-        struct, baseline = network_points(bundle, features)
+        struct, baseline = network_points(bundle, features, num_threads)
         frame = frame.with_columns(struct)
         started = _timed(seconds, "points", started)
     else:
         frame = frame.with_columns(pl.lit(None, POINTS_DTYPE).alias("points"))
-    frame = frame.join(signal_fingerprints(snapshots), on="user_id", how="left")
-    _timed(seconds, "fingerprint", started)
+    frame = frame.with_columns(pl.Series("signal_hash", hashes, dtype=pl.UInt64))
+    _timed(seconds, "frame", started)
     return ModelScores(frame, bundle.version, baseline, seconds)
 
 

@@ -203,25 +203,30 @@ class ModelBundle:
         matrix."""
         return _matrix(features, self.feature_names)
 
-    def raw(self, features: Features) -> np.ndarray:
-        return self.booster.predict(self.matrix(features), num_threads=_threads(self))
+    def raw(self, features: Features, num_threads: int | None = None) -> np.ndarray:
+        """The booster's output; `num_threads` None: the bundle's (1 unless trained otherwise:
+        a request is scored on one thread). Bulk callers may pass more."""
+        threads = _threads(self) if num_threads is None else num_threads
+        return self.booster.predict(self.matrix(features), num_threads=threads)
 
-    def score(self, features: Features) -> pl.DataFrame:
+    def score(self, features: Features, num_threads: int | None = None) -> pl.DataFrame:
         """user_id, as_of, raw, score (1..100), percentile (0..100), provisional; row order kept."""
         return pl.DataFrame(
             {
                 "user_id": _keys(features, "user_id", pl.String),
                 "as_of": _keys(features, "as_of", pl.Date),
-                **self.score_columns(features),
+                **self.score_columns(features, num_threads),
             },
             schema=SCORE_SCHEMA,
         )
 
-    def score_columns(self, features: Features) -> dict[str, np.ndarray]:
+    def score_columns(
+        self, features: Features, num_threads: int | None = None
+    ) -> dict[str, np.ndarray]:
         """`score` without the frame: raw, score, percentile, provisional as arrays, row order
         kept (the HTTP service scores one request this way: the frame would cost more than the
         model)."""
-        raw = self.raw(features)
+        raw = self.raw(features, num_threads)
         model_score = self.calibrator.score(raw)
         score = self.provisional.hold_back(model_score, self.provisional.history_weight(features))
         percentile = self.calibrator.percentile(raw)

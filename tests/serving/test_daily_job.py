@@ -149,7 +149,7 @@ def test_backfill_scores_every_day_in_order(champion, snapshots, store):
 def test_model_scores_time_their_parts(champion, snapshots):
     scores = model_scores(champion, on(snapshots, DAY), points=False)
     assert scores.frame.height == USERS
-    assert set(scores.seconds) == {"featurize", "score", "fingerprint"}
+    assert set(scores.seconds) == {"arrays", "featurize", "score", "fingerprint", "frame"}
 
 
 def test_compare_models_reports_the_moves_of_two_real_bundles(champion, challenger, snapshots):
