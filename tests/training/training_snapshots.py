@@ -155,3 +155,21 @@ def newcomer() -> SignalSnapshot:
             "unique_engagers": 3.0,
         },
     )
+
+
+def worst_drops(bundle, n: int = 1_000, seed: int = 123, change_seed: int = 1_000) -> dict:
+    """For each kind of monotone change applied to `n` random snapshots, the largest score drop
+    it caused (negative: the score fell somewhere; the promise is that none does)."""
+    from training.monotone import apply_change, monotone_changes, random_snapshots
+
+    probes = random_snapshots(n, seed=seed)
+    drops = {}
+    for i, (name, (network, change)) in enumerate(sorted(monotone_changes().items())):
+        before, after = apply_change(probes, network, change, seed=change_seed + i)
+        if not before:
+            continue
+        after = [s.model_copy(update={"user_id": f"{s.user_id}+"}) for s in after]
+        was = scores(bundle, before).get_column("score").to_numpy()
+        now = scores(bundle, after).get_column("score").to_numpy()
+        drops[name] = float(np.min(now - was))
+    return drops
