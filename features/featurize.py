@@ -165,7 +165,7 @@ class Rows(_Signals):
         known = ~np.isnan(block)
         filled = np.where(known, block, 0.0)
         total = np.full((len(masks), len(block)), np.nan)
-        for n in np.unique(self.network):
+        for n in np.flatnonzero(np.bincount(self.network, minlength=_N)):
             at = np.flatnonzero(self.network == n) if len(block) > 1 else slice(None)
             network_filled, network_known = filled[at], known[at]
             for m, actions in enumerate(_mask_actions(masks, int(n))):
@@ -214,10 +214,13 @@ class Grid(_Signals):
         self._rows, self._at = rows, at
 
     def _on_grid(self, per_row: np.ndarray) -> np.ndarray:
-        """(M, R) values of the long rows -> (M, U, N, K), NaN where a user lacks the cell."""
-        out = np.full((len(per_row), *self.values.shape[:3]), np.nan)
-        out[(slice(None), *self._at)] = per_row
-        return out
+        """(M, R) values of the long rows -> (M, U, N, K), NaN where a user lacks the cell
+        (networks outermost in memory, as the grid's values)."""
+        users, networks, windows = self._at
+        n_users, _, n_windows = self.values.shape[:3]
+        out = np.full((len(per_row), _N, n_users, n_windows), np.nan)
+        out[:, networks, users, windows] = per_row
+        return out.transpose(0, 2, 1, 3)
 
     @cached_property
     def _received(self) -> np.ndarray:
@@ -278,9 +281,9 @@ class Grid(_Signals):
     @cached_property
     def family_engagers(self) -> np.ndarray:
         """Distinct engagers per family: (F, U, N, K)."""
-        return np.moveaxis(
-            self.values[..., [_G[f"unique_engagers_{f}"] for f in FAMILY_NAMES]], -1, 0
-        )
+        by_network = self.values.transpose(1, 0, 2, 3)  # (N, U, K, S): contiguous
+        selected = by_network[..., [_G[f"unique_engagers_{f}"] for f in FAMILY_NAMES]]
+        return selected.transpose(3, 1, 0, 2)
 
     def family_across(self, what: str, how: str, log: bool = False) -> np.ndarray:
         """(F, U, K): per family, summed / maximum / count of positive networks (or its log)."""
@@ -1169,8 +1172,11 @@ def _grid(
     windows: tuple[int, ...],
 ) -> Grid:
     n = long.network
-    values = np.full((n_users, _N, len(windows), len(GRID_COLUMNS)), np.nan)
-    values[users, n, windows_k] = long.values[:, _GRID_SIGNALS]
+    # networks outermost in memory: the reductions across networks add whole blocks in turn
+    # (the same order of terms as any layout, far fewer and longer inner loops)
+    by_network = np.full((_N, n_users, len(windows), len(GRID_COLUMNS)), np.nan)
+    by_network[n, users, windows_k] = long.values[:, _GRID_SIGNALS]
+    values = by_network.transpose(1, 0, 2, 3)
     linked = np.zeros((n_users, _N), dtype=bool)
     linked[users, n] = True
     return Grid(values, linked, windows, long, (users, n, windows_k))
@@ -1263,20 +1269,21 @@ def featurize_matrix(
     k = _window_index(arrays, p.windows)
     _check_unique_cells(arrays, users)
     values = np.empty((len(keys), len(p.signals) + 1))
-    values[:] = np.append(p.absent, np.nan)
+    absent = np.append(p.absent, np.nan)
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(0, len(keys) + CHUNK_USERS, CHUNK_USERS))
     for start, (lo, hi) in zip(range(0, len(keys), CHUNK_USERS), pairwise(bounds)):
         rows = order[lo:hi]
         block = values[start : start + CHUNK_USERS]
+        block[:] = absent  # block by block: written again while still in cache
         with np.errstate(invalid="ignore", divide="ignore"):
             _compute_into(block, arrays, rows, users[rows] - start, k[rows], p)
     return FeatureMatrix([u for u, _ in keys], [a for _, a in keys], values[:, :-1], p.names)
 
 
 def _check_unique_cells(arrays: SnapshotArrays, users: np.ndarray) -> None:
-    cells = (users * _N + arrays.network) * 1024 + arrays.window_days
-    if len(np.unique(cells)) != len(cells):
+    cells = np.sort((users * _N + arrays.network) * 1024 + arrays.window_days)
+    if (cells[1:] == cells[:-1]).any():
         raise ValueError("snapshots repeat a (user_id, as_of, network, window_days) row")
 
 

@@ -89,11 +89,18 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a stable, well-spread 64-bit mix (numpy wraps uint64 overflow)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+    return _mix_in_place(np.array(x, dtype=np.uint64, copy=True))
+
+
+def _mix_in_place(x: np.ndarray) -> np.ndarray:
+    """`_mix` overwriting x (uint64), with one scratch array: the same operations."""
+    shifted = np.empty_like(x)
+    for shift, factor in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB), (31, None)):
+        np.right_shift(x, np.uint64(shift), out=shifted)
+        np.bitwise_xor(x, shifted, out=x)
+        if factor is not None:
+            np.multiply(x, np.uint64(factor), out=x)
+    return x
 
 
 _DROPPED_BITS = np.uint64(20)
@@ -141,7 +148,8 @@ def _fingerprints(arrays: SnapshotArrays) -> tuple[list[str], np.ndarray]:
         # each value mixed with its column's offset, summed per row (uint64 sums wrap), then
         # mixed with the row's (network, window) key
         offsets = _GOLDEN * np.arange(1, bits.shape[1] + 1, dtype=np.uint64)
-        row_hash = _mix(_mix(bits + offsets).sum(axis=1, dtype=np.uint64) ^ _mix(key + _GOLDEN))
+        np.add(bits, offsets, out=bits)
+        row_hash = _mix(_mix_in_place(bits).sum(axis=1, dtype=np.uint64) ^ _mix(key + _GOLDEN))
     index, users = _user_index(arrays)
     user_hash = np.zeros(len(users), dtype=np.uint64)
     np.add.at(user_hash, index, row_hash)
