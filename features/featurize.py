@@ -159,11 +159,18 @@ class Rows(_Signals):
 
     def _totals(self, prefix: str, masks: np.ndarray) -> np.ndarray:
         """Sums of `<prefix><action>` over each mask's actions of the row's network: (M, R),
-        unknown only where every summed action is unknown. Per network present, each mask's
-        few actions summed directly (no (M, R, A) mask block, no BLAS threads)."""
+        unknown only where every summed action is unknown. A few rows (a request): one product
+        with each row's masks; many: per network present, each mask's few actions summed
+        directly (no (M, R, A) mask block, no BLAS threads). Both add the same terms in the
+        same order (a network has fewer than 8 actions: numpy sums them one after the other)."""
         block = self.values[:, [_S[f"{prefix}{a}"] for a in ALL_ACTIONS]]
         known = ~np.isnan(block)
         filled = np.where(known, block, 0.0)
+        if len(block) <= _FEW_ROWS:
+            row_masks = masks[:, self.network, :]  # (M, R, A)
+            total = np.einsum("ra,mra->mr", filled, row_masks)
+            any_known = np.einsum("ra,mra->mr", known.astype(float), row_masks) > 0
+            return np.where(any_known, total, np.nan)
         total = np.full((len(masks), len(block)), np.nan)
         for n in np.flatnonzero(np.bincount(self.network, minlength=_N)):
             at = np.flatnonzero(self.network == n) if len(block) > 1 else slice(None)
@@ -175,6 +182,8 @@ class Rows(_Signals):
         return total
 
 
+_FEW_ROWS = 64
+"""Up to this many long rows, action totals take one einsum (Python overhead rules)."""
 _MASK_ACTIONS: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
 
 
@@ -306,8 +315,10 @@ def signed_log1p(x: np.ndarray) -> np.ndarray:
 
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den where den > 0, NaN elsewhere (undefined, not zero)."""
-    num, den = np.broadcast_arrays(num, den)
-    out = np.full(num.shape, np.nan)
+    shape = np.shape(num)
+    if shape != np.shape(den):
+        shape = np.broadcast_shapes(shape, np.shape(den))
+    out = np.full(shape, np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
 
