@@ -152,7 +152,8 @@ def measure(raw: str) -> dict:
         "changed_share": _changed_share(rows, previous),
     }
     result["predict"] = _predict_costs(bundle, snapshots, without_model / users)
-    sample = snapshots.filter(pl.col("user_id").is_in(rows["user_id"].head(POINTS_SAMPLE).implode()))
+    sampled = rows["user_id"].head(POINTS_SAMPLE).implode()
+    sample = snapshots.filter(pl.col("user_id").is_in(sampled))
     points = {}
     for threads in (1, 2):
         best = min(model_scores(bundle, sample, points=True, num_threads=threads).seconds["points"]

@@ -159,6 +159,40 @@ def test_matrix_and_frame_paths_agree_and_keep_order():
     np.testing.assert_array_equal(values, matrix.values)
 
 
+def test_a_big_batch_gives_each_user_the_features_of_a_request_alone():
+    """Big batches take other code paths (per-network action totals, blocks of users, a grid
+    laid out networks-first) than a request's few rows: the numbers must be the same bits."""
+    rng = np.random.default_rng(7)
+    networks = {
+        "twitter": ("like", "retweet", "reply", "mention", "quote", "list_add"),
+        "facebook": ("like", "comment", "share", "mention"),
+        "instagram": ("like", "comment", "save", "mention"),
+        "linkedin": ("like", "comment", "recommendation", "endorsement"),
+    }
+    snapshots = []
+    for i in range(300):
+        chosen = [n for n in networks if rng.random() < 0.6] or ["twitter"]
+        payload = {}
+        for n in chosen:
+            kept = [a for a in networks[n] if rng.random() < 0.7]
+            counts = {a: float(np.round(rng.gamma(1.0, 40.0), 3)) for a in kept}
+            payload[n] = {
+                "window_days": int(rng.choice([7, 14, 30, 90])),
+                "followers": int(rng.integers(0, 50_000)),
+                "posts": int(rng.integers(0, 200)),
+                "posts_with_media": int(rng.integers(0, 50)),
+                "received": counts,
+                "sent": {a: float(rng.integers(0, 30)) for a in networks[n][:2]},
+                "unique_engagers": int(rng.integers(0, 3000)),
+                "engager_influence": float(np.round(rng.uniform(0, 100), 2)),
+            }
+        body = {"user_id": f"u{i}", "as_of": "2026-11-25", "networks": payload}
+        snapshots.append(SignalSnapshot.model_validate(body))
+    batch = featurize_matrix(snapshots_to_arrays(snapshots))
+    alone = np.vstack([featurize_matrix(snapshots_to_arrays([s])).values for s in snapshots])
+    np.testing.assert_array_equal(batch.values, alone)
+
+
 def test_a_feature_table_failure_names_the_column():
     frame = featurize(snapshots_to_frame([SignalSnapshot.model_validate(EXAMPLE)]))
     column = "twitter__log_posts__7d"
