@@ -20,11 +20,11 @@ Materialize = Callable[[nw.LazyFrame], nw.LazyFrame]
 
 
 def transition_edges(edges: nw.LazyFrame) -> tuple[nw.LazyFrame, nw.LazyFrame]:
-    """Edges (graph, src, dst, weight) -> (graph, src, dst, p) with p = weight / out-weight of
-    src, and the out-weights (graph, src, out_weight)."""
-    out = edges.group_by("graph", "src").agg(nw.col("weight").sum().alias("out_weight"))
-    moves = edges.join(out, on=["graph", "src"]).select(
-        "graph", "src", "dst", (nw.col("weight") / nw.col("out_weight")).alias("p")
+    """Edges (src_idx, dst_idx, weight) on the dense node index -> (src_idx, dst_idx, p) with
+    p = weight / out-weight of src, and the out-weights (src_idx, out_weight)."""
+    out = edges.group_by("src_idx").agg(nw.col("weight").sum().alias("out_weight"))
+    moves = edges.join(out, on="src_idx").select(
+        "src_idx", "dst_idx", (nw.col("weight") / nw.col("out_weight")).alias("p")
     )
     return moves, out
 
@@ -96,16 +96,19 @@ def weighted_pagerank(
         graph_nodes(edges, nodes).with_row_index("idx", order_by=["graph", "node"])
     )
     index = indexed.select("graph", "node", "idx")
-    moves, out = transition_edges(edges)
-    moves = materialize(
-        moves.join(index.rename({"node": "src", "idx": "src_idx"}), on=["graph", "src"])
+    # edges on the dense index first: the out-weights and the dangling nodes then group and
+    # join on one integer column, not on (graph, node)
+    indexed_edges = materialize(
+        edges.join(index.rename({"node": "src", "idx": "src_idx"}), on=["graph", "src"])
         .join(index.rename({"node": "dst", "idx": "dst_idx"}), on=["graph", "dst"])
-        .select("src_idx", "dst_idx", "p")
+        .select("src_idx", "dst_idx", "weight")
     )
+    moves, out = transition_edges(indexed_edges)
+    moves = materialize(moves)
     dangling = materialize(
-        indexed.join(
-            out.select("graph", nw.col("src").alias("node")), on=["graph", "node"], how="anti"
-        ).select("idx", "graph")
+        indexed.join(out.select(nw.col("src_idx").alias("idx")), on="idx", how="anti").select(
+            "idx", "graph"
+        )
     )
     step_nodes = indexed.select("idx", "graph", "inv_n")
     ranks = indexed.select("idx", nw.col("inv_n").alias("rank"))
