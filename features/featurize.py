@@ -7,10 +7,14 @@ active). Missing networks and fields stay missing (NaN in the matrix, null in th
 nothing is imputed. The batch pipeline and the HTTP service both call it; serving takes the
 matrix (`featurize_matrix`), batch the frame.
 
-How it runs: the long rows are laid out on a dense grid values[user, network, window, signal]
-(NaN where absent), every *spec* below computes one quantity for all users, networks and windows
-in one vectorised numpy operation, and a precomputed index picks the catalog's columns. One pass,
-no per-row Python, no per-column frame overhead: ~0.1 ms for one user, linear for many.
+How it runs: per-network specs compute on the long rows themselves (one value per row: no work
+for networks a user lacks); across-network specs on a dense grid values[user, network, window,
+signal] of the few signals they read (NaN where absent; networks outermost in memory, so a
+reduction across networks adds whole blocks), with the action totals of the rows laid on it.
+Every *spec* below computes one quantity for all users, networks and windows in one vectorised
+numpy operation, and a precomputed index picks the catalog's columns. Blocks of users bound the
+memory; no per-row Python, no per-column frame overhead: ~0.45 ms for one user (Python calls),
+~20 us a user in big batches.
 
 The signal catalog (`signal_catalog()`) is expanded from the same specs that compute the values,
 so names, meanings, families and monotone directions can never drift from the numbers.

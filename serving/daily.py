@@ -557,7 +557,9 @@ def compare_models(
     from features.featurize import featurize_matrix
 
     features = featurize_matrix(snapshots, tuple(windows))
-    report = compare_scores(champion.score(features), challenger.score(features), rule)
+    report = compare_scores(
+        champion.score(features, BULK_THREADS), challenger.score(features, BULK_THREADS), rule
+    )
     as_of = snapshots["as_of"].drop_nulls().unique().to_list()
     return {
         "as_of": as_of[0].isoformat() if len(as_of) == 1 else [d.isoformat() for d in sorted(as_of)],
