@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import timedelta
 
 import polars as pl
@@ -111,3 +112,45 @@ def test_as_of_and_training_together_are_refused(raw, tmp_path):
         app, ["features", "--raw", str(raw), "--as-of", "2026-03-20", "--training"]
     )
     assert result.exit_code != 0 and "either" in result.output
+
+
+class Recorder:
+    """A `stage.Profile` that computes every piece and remembers the names, in order."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.names = engine, []
+
+    def part(self, name, frame):
+        self.names.append(name)
+        return self.engine.materialize(frame)
+
+    @contextmanager
+    def step(self, name):
+        self.names.append(name)
+        yield
+
+
+def test_a_profiled_date_gives_the_same_tables_and_names_every_piece(raw):
+    from features.engine import PolarsEngine
+    from influence.params import load_params
+
+    params, as_of = load_params(), T - timedelta(days=10)
+    plain = stage.features_for_date(PolarsEngine(), raw, as_of, params)
+    recorder = Recorder(PolarsEngine())
+    profiled = stage.features_for_date(PolarsEngine(), raw, as_of, params, profile=recorder)
+    for ours, theirs in [
+        (plain.snapshots, profiled.snapshots),
+        (plain.features, profiled.features),
+    ]:
+        assert ours.columns == theirs.columns and ours.height == theirs.height
+        for column in ours.columns:  # float sums may add up in another order: 1e-12
+            if ours[column].dtype.is_float():
+                diff = (ours[column] - theirs[column]).abs() / (1 + theirs[column].abs())
+                assert ours[column].is_null().equals(theirs[column].is_null()), column
+                assert (diff.fill_null(0.0) <= 1e-12).all(), column
+            else:
+                assert ours[column].equals(theirs[column]), column
+    pieces = {"accounts", "read", "selectivity", "pairs", "pagerank", "audience", "activity"}
+    pieces |= {"received", "sent", "unique_engagers", "conversations", "assemble", "to_long"}
+    steps = {"collect", "validate_snapshots", "featurize", "validate_features"}
+    assert set(recorder.names) == pieces | steps
