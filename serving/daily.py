@@ -342,18 +342,13 @@ service's per-request path keeps the bundle's one thread."""
 def network_points(
     bundle: ModelBundle, features, num_threads: int = BULK_THREADS
 ) -> tuple[pl.Series, float | None]:
-    """Points of each row's score per bucket of `POINT_BUCKETS` (TreeSHAP, the same split as the
-    service's explanations), as a struct column, and the model's baseline score."""
-    from training.explain import contributions_to_points
-    from training.explain import network_points as bucket_points
-
-    x = bundle.matrix(features)
-    contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=num_threads)
-    points, _, baseline = contributions_to_points(contrib, bundle.calibrator)
-    labels, sums = bucket_points(points, x, [c.network for c in bundle.catalog])
+    """Points of each row's score per bucket of `POINT_BUCKETS` (TreeSHAP), split exactly as the
+    service's explanations (`ModelBundle.network_points`), as a struct column, and the model's
+    baseline score."""
+    labels, sums, baseline = bundle.network_points(features, num_threads)
     columns = {
         bucket: pl.Series(bucket, sums[:, labels.index(bucket)] if bucket in labels else
-                          np.full(len(x), np.nan)).round(4).fill_nan(None)
+                          np.full(len(sums), np.nan)).round(4).fill_nan(None)
         for bucket in POINT_BUCKETS
     }
     struct = pl.DataFrame(columns).to_struct("points").cast(POINTS_DTYPE)

@@ -10,9 +10,10 @@ Layout of the store (path `score_daily.store`, default `data/history/scores.duck
         raw_score      DOUBLE     the model's score that day, unsmoothed
         percentile     DOUBLE     percentile of the published score (reference population)
         provisional    BOOLEAN    the model flagged the score provisional (young/thin accounts)
-        points         STRUCT(twitter DOUBLE, ..., cross_network DOUBLE, not_linked DOUBLE)
-                                  points of the model's score per network (`training.explain`;
-                                  null: network not linked); they add up to raw_score - baseline
+        points         STRUCT(twitter DOUBLE, ..., cross_network DOUBLE, not_linked DOUBLE,
+                                  new_account DOUBLE) points of the model's score per network,
+                                  split as the service's explanations (null: network not
+                                  linked); they add up to raw_score - baseline
         signal_hash    UBIGINT    fingerprint of the day's signal snapshot (smoothing holds the
                                   score exactly when it equals the previous day's)
         model_version  VARCHAR
@@ -50,12 +51,14 @@ from influence.vocabulary import NETWORKS
 STORE_ENV = "INFLUENCE_HISTORY_STORE"
 """Overrides `score_daily.store` (the service and the CLI read it)."""
 
-CROSS_NETWORK, NOT_LINKED = "cross_network", "not_linked"
+CROSS_NETWORK, NOT_LINKED, NEW_ACCOUNT = "cross_network", "not_linked", "new_account"
 """`training.explain`'s bucket names, spelled here so that reading the history does not import
 the training stack (scipy); a test checks they agree."""
-POINT_BUCKETS: tuple[str, ...] = (*NETWORKS, CROSS_NETWORK, NOT_LINKED)
-"""Per-network points of a score (`training.explain`): each network, the cross-network signals,
-and what unlinked networks' missing values do; they add up to the score minus the baseline."""
+POINT_BUCKETS: tuple[str, ...] = (*NETWORKS, CROSS_NETWORK, NOT_LINKED, NEW_ACCOUNT)
+"""Per-network points of a score, the split of the service's explanations
+(`ModelBundle.network_points`): each linked network (cross-network signals shared among them by
+engagement), what is left of the cross-network signals, what unlinked networks' missing values
+do, and the hold-back of a young account; they add up to the model's score minus the baseline."""
 POINTS_DTYPE = pl.Struct({bucket: pl.Float64 for bucket in POINT_BUCKETS})
 HISTORY_SCHEMA = pl.Schema(
     {
@@ -74,6 +77,7 @@ HISTORY_SCHEMA = pl.Schema(
 HISTORY_COLUMNS: tuple[str, ...] = tuple(HISTORY_SCHEMA.names())
 
 _POINTS_SQL = ", ".join(f"{bucket} DOUBLE" for bucket in POINT_BUCKETS)
+_USER_INDEX = "CREATE INDEX IF NOT EXISTS scores_user ON scores (user_id)"
 _DDL = (
     f"""
     CREATE TABLE IF NOT EXISTS scores (
@@ -89,7 +93,7 @@ _DDL = (
         written_at TIMESTAMP NOT NULL
     )
     """,
-    "CREATE INDEX IF NOT EXISTS scores_user ON scores (user_id)",
+    _USER_INDEX,
     """
     CREATE TABLE IF NOT EXISTS runs (
         date DATE NOT NULL,
@@ -166,6 +170,7 @@ class HistoryStore:
             if write:
                 for statement in _DDL:
                     con.execute(statement)
+                _add_missing_point_buckets(con)
             yield con
         finally:
             con.close()
@@ -260,6 +265,25 @@ class HistoryStore:
         if runs.height and model_version is not None:
             runs = runs.filter(pl.col("model_version") == model_version)
         return runs["date"].to_list() if runs.height else []
+
+
+def _add_missing_point_buckets(con: Any) -> None:
+    """Stores written before a bucket existed get it (null for their days). DuckDB alters a
+    column's type only without indexes on the table, so the user index is rebuilt around it."""
+    kind = con.execute(
+        "SELECT data_type FROM information_schema.columns "
+        "WHERE table_name = 'scores' AND column_name = 'points'"
+    ).fetchone()[0]
+    missing = [b for b in POINT_BUCKETS if f"{b} DOUBLE" not in kind.replace('"', "")]
+    if not missing:
+        return
+    added = ", ".join(f"{b} := NULL::DOUBLE" for b in missing)
+    con.execute("DROP INDEX IF EXISTS scores_user")
+    con.execute(
+        f"ALTER TABLE scores ALTER points TYPE STRUCT({_POINTS_SQL}) "
+        f"USING struct_insert(points, {added})"
+    )
+    con.execute(_USER_INDEX)
 
 
 def _has_table(con: Any, name: str) -> bool:
@@ -395,7 +419,11 @@ def user_score(user_id: str, history: pl.DataFrame, decimals: int = 2) -> UserSc
         provisional=latest["provisional"],
         model_version=latest["model_version"],
         score_delta=score_delta(history, decimals),
-        networks={k: round(v, decimals) + 0.0 for k, v in points.items() if v is not None},  # no -0.0
+        networks={  # as the service explains: no hold-back bucket without a hold-back, no -0.0
+            k: round(v, decimals) + 0.0
+            for k, v in points.items()
+            if v is not None and not (k == NEW_ACCOUNT and v == 0)
+        },
     )
 
 

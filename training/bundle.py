@@ -265,12 +265,15 @@ class ModelBundle:
             top_k=top_k,
         )
 
-    def network_points(self, features: Features) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def network_points(
+        self, features: Features, num_threads: int | None = None
+    ) -> tuple[list[str], np.ndarray, np.ndarray]:
         """(bucket labels, points [n, buckets], baseline [n]): the per-network split of
         `explain` without the rest (networks, then `cross_network`, `not_linked`, and
         `new_account`, the hold-back of a young account: see `ProvisionalRule`)."""
         x = self.matrix(features)
-        contrib = self.booster.predict(x, pred_contrib=True, num_threads=_threads(self))
+        threads = _threads(self) if num_threads is None else num_threads
+        contrib = self.booster.predict(x, pred_contrib=True, num_threads=threads)
         points, score, baseline = contributions_to_points(contrib, self.calibrator)
         held = self.provisional.hold_back(score, self.provisional.history_weight(features))
         linked = self._linked(features, x)

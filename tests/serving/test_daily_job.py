@@ -167,3 +167,35 @@ def test_compare_models_reports_the_moves_of_two_real_bundles(champion, challeng
     same = compare_models(on(snapshots, DAY), champion, champion)
     assert same["delta"]["max_abs"] == 0 and same["within_bounds"] is True
     assert same["share_moved_more_than"] == {"1": 0.0, "5": 0.0}
+
+
+def test_stored_points_are_the_services_explanation_split(champion):
+    """Young accounts included: the history's points per network equal the explanation's
+    (cross-network points shared by engagement, the young account's hold-back as `new_account`)
+    and add up to the model's score minus the baseline."""
+    from dataclasses import replace
+
+    from features.featurize import feature_names, featurize
+    from training.train import provisional_rule
+
+    champion = replace(champion, provisional=provisional_rule(feature_names(), 30, 20.0))
+    young = [
+        s.model_copy(update={"networks": {
+            n: w.model_copy(update={"account_age_days": 9.0, "days_linked": 9.0})
+            for n, w in s.networks.items()}})
+        for s in random_snapshots(40, seed=11)
+    ]
+    frame = on(snapshots_to_frame([*young, *random_snapshots(40, seed=12)]), DAY)
+    scored = model_scores(champion, frame).frame.sort("user_id")
+    explanations = {e.user_id: e for e in champion.explain(featurize(frame))}
+    assert scored["provisional"].sum() >= 40
+    held_back = 0
+    for row in scored.iter_rows(named=True):
+        explanation = explanations[row["user_id"]]
+        stored = {k: v for k, v in row["points"].items() if v is not None}
+        assert set(stored) == {*explanation.networks, "new_account"}  # explained when not 0
+        for bucket, points in stored.items():
+            assert points == pytest.approx(explanation.networks.get(bucket, 0.0), abs=1e-3), bucket
+        assert sum(stored.values()) + explanation.baseline == pytest.approx(row["raw_score"], abs=0.01)
+        held_back += stored["new_account"] < 0
+    assert held_back > 0

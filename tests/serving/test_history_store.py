@@ -203,4 +203,35 @@ def test_the_point_buckets_are_those_of_the_explanations():
     from serving import history
     from training import explain
 
-    assert (history.CROSS_NETWORK, history.NOT_LINKED) == (explain.CROSS_NETWORK, explain.NOT_LINKED)
+    assert (history.CROSS_NETWORK, history.NOT_LINKED, history.NEW_ACCOUNT) == (
+        explain.CROSS_NETWORK, explain.NOT_LINKED, explain.NEW_ACCOUNT
+    )
+
+
+def test_a_store_from_before_new_account_points_gains_the_bucket(tmp_path):
+    """A store written when points had no `new_account` is altered in place on the next write:
+    its rows are kept (the new bucket null for them), new rows carry it."""
+    from serving.history import NETWORKS, POINT_BUCKETS
+
+    path = tmp_path / "old.duckdb"
+    old_buckets = [b for b in POINT_BUCKETS if b != "new_account"]
+    con = duckdb.connect(str(path))
+    con.execute(
+        "CREATE TABLE scores (user_id VARCHAR NOT NULL, date DATE NOT NULL, score DOUBLE NOT NULL, "
+        "raw_score DOUBLE NOT NULL, percentile DOUBLE, provisional BOOLEAN, points STRUCT("
+        + ", ".join(f"{b} DOUBLE" for b in old_buckets)
+        + "), signal_hash UBIGINT, model_version VARCHAR NOT NULL, written_at TIMESTAMP NOT NULL)"
+    )
+    con.execute("CREATE INDEX scores_user ON scores (user_id)")
+    points = "{" + ", ".join(f"'{b}': {1.0 if b == NETWORKS[0] else 'NULL'}" for b in old_buckets) + "}"
+    con.execute(
+        f"INSERT INTO scores VALUES ('a', DATE '2026-10-01', 40, 40, 50, false, {points}, 1, 'v1', "
+        "TIMESTAMP '2026-10-01 03:00:00')"
+    )
+    con.close()
+    store = HistoryStore(path)
+    store.replace_day(history_rows(date(2026, 10, 2), {"b": 41.0}), DayRun(date(2026, 10, 2), "v1"))
+    old = store.user_history("a", 30).row(0, named=True)
+    assert old["score"] == 40 and old["points"][NETWORKS[0]] == 1.0
+    assert old["points"]["new_account"] is None
+    assert set(store.day(date(2026, 10, 2))["points"].struct.fields) == set(POINT_BUCKETS)
