@@ -35,7 +35,8 @@ small integer codes) and pinned with their selectivity weight (a window count) a
 bucket (the shortest window holding the day); every aggregation over them is a single group-by:
 received and sent per action and bucket (the per-window columns are made on the aggregated
 rows, not per event), one pair-level aggregation (network, target, actor) that carries the
-latest bucket per action family. Each PageRank iteration is pinned by the engine so plans stay flat.
+latest bucket per action family. Each PageRank iteration is pinned by the engine so plans stay
+flat, and so is every piece before the wide join (one plan of seven aggregations ran slower).
 `make bench` times every piece (`parts` hook of `build_snapshots`).
 """
 
