@@ -12,8 +12,9 @@ import json
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -32,10 +33,12 @@ def _run_one(name: str, context: dict) -> dict:
     return result
 
 
-def main(only: list[str] = typer.Option(None, help="run only these benchmarks")) -> None:
+def main(
+    only: Annotated[list[str] | None, typer.Option(help="run only these benchmarks")] = None,
+) -> None:
     context: dict = {"work_dir": Path("data/bench")}
     results: dict = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"python": sys.version.split()[0], "platform": platform.platform()},
     }
     for name in BENCHES:

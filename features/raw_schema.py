@@ -7,8 +7,8 @@ rules that need another table (dangling post ids, rows before the account existe
 
 from __future__ import annotations
 
-import polars as pl
 import pandera.polars as pa
+import polars as pl
 
 from influence.vocabulary import ALL_ACTIONS, NETWORKS
 

@@ -220,8 +220,10 @@ def hold_experiment(decision: GateDecision, experiment: str | None) -> GateDecis
         False,
         (
             *decision.reasons,
-            f"held as challenger: made by DVC experiment {experiment!r} (params not committed); "
-            "`influence promote <version>` makes it champion on purpose",
+            (
+                f"held as challenger: made by DVC experiment {experiment!r} (params not "
+                "committed); `influence promote <version>` makes it champion on purpose"
+            ),
         ),
         decision.metric_deltas,
         decision.stability,
