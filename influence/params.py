@@ -116,8 +116,8 @@ class TrainParams(_Section):
     """The model learns log(1 + outcome / label_scale): a smaller scale spreads the many small
     outcomes apart (the bottom of the score scale), a larger one compresses them."""
     num_leaves: int = Field(31, ge=2)
-    learning_rate: float = Field(0.05, gt=0, le=1)
-    n_estimators: int = Field(1000, gt=0)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    n_estimators: int = Field(500, gt=0)
     early_stopping_rounds: int = Field(50, ge=0)
     """0 trains all `n_estimators` trees; otherwise stop when the validation loss stalls."""
     min_data_in_leaf: int = Field(200, ge=1)
