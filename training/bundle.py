@@ -104,15 +104,22 @@ class ProvisionalRule:
     """The columns hold log(1 + days) rather than days."""
     hold_back_score: float | None = None
 
-    def history_weight(self, features: Features) -> np.ndarray:
-        """min(1, oldest account age / days); 1 when the age is unknown."""
+    def history_weight(self, features: Features, oldest: np.ndarray | None = None) -> np.ndarray:
+        """min(1, oldest account age / days); 1 when the age is unknown. `oldest`: the user's
+        `oldest_account` when the caller has it already."""
         n = _height(features)
         if not self.account_age or self.hold_back_score is None:
             return np.ones(n)
+        oldest = self.oldest_account(features) if oldest is None else oldest
+        return np.clip(oldest / self.days, 0.0, 1.0)
+
+    def oldest_account(self, features: Features) -> np.ndarray:
+        """Days since the user's oldest account was created; inf when unknown."""
+        if not self.account_age:
+            return np.full(_height(features), np.inf)
         age = self._days(features, self.account_age)
         known = ~np.isnan(age).all(axis=1)
-        oldest = np.where(known, np.nan_to_num(age, nan=-np.inf).max(axis=1), np.inf)
-        return np.clip(oldest / self.days, 0.0, 1.0)
+        return np.where(known, np.nan_to_num(age, nan=-np.inf).max(axis=1), np.inf)
 
     def hold_back(self, score: np.ndarray, weight: np.ndarray) -> np.ndarray:
         if self.hold_back_score is None:
@@ -120,7 +127,8 @@ class ProvisionalRule:
         h = self.hold_back_score
         return np.where(score > h, h + (score - h) * weight, score)
 
-    def apply(self, features: Features) -> np.ndarray:
+    def apply(self, features: Features, oldest: np.ndarray | None = None) -> np.ndarray:
+        """Whether each score is provisional (see the class docstring)."""
         n = _height(features)
         flag = np.zeros(n, dtype=bool)
         if self.days_linked:
@@ -128,9 +136,7 @@ class ProvisionalRule:
             with np.errstate(invalid="ignore"):
                 flag |= np.nan_to_num(linked, nan=np.inf).min(axis=1) < self.days - 1e-6
         if self.account_age:
-            age = self._days(features, self.account_age)
-            known = ~np.isnan(age).all(axis=1)
-            oldest = np.where(known, np.nan_to_num(age, nan=-np.inf).max(axis=1), np.inf)
+            oldest = self.oldest_account(features) if oldest is None else oldest
             flag |= oldest < self.days - 1e-6
         return flag
 
@@ -157,14 +163,30 @@ def _matrix(features: Features, columns: tuple[str, ...] | list[str]) -> np.ndar
 
 
 def _matrix_columns(features: FeatureMatrix, columns: tuple[str, ...]) -> np.ndarray:
-    if columns == features.names:
+    if columns is features.names:
         return features.values
     return features.values[:, _positions(features.names, columns)]
 
 
-@lru_cache(maxsize=16)
+_POSITIONS: dict[tuple[int, int], tuple[tuple[str, ...], tuple[str, ...], np.ndarray]] = {}
+
+
 def _positions(names: tuple[str, ...], columns: tuple[str, ...]) -> np.ndarray:
-    """Where each of `columns` is in `names` (cached: a bundle asks for the same few sets)."""
+    """Where each of `columns` is in `names`. Cached by identity: a request asks for the same few
+    tuples (featurize's names, the bundle's columns), and hashing ~900 names on every call cost
+    more than the model's predict; the entry keeps both tuples alive, so their ids stay theirs."""
+    hit = _POSITIONS.get((id(names), id(columns)))
+    if hit is not None and hit[0] is names and hit[1] is columns:
+        return hit[2]
+    positions = _positions_of(names, columns)
+    if len(_POSITIONS) > 64:
+        _POSITIONS.clear()
+    _POSITIONS[(id(names), id(columns))] = (names, columns, positions)
+    return positions
+
+
+@lru_cache(maxsize=16)
+def _positions_of(names: tuple[str, ...], columns: tuple[str, ...]) -> np.ndarray:
     index = {name: i for i, name in enumerate(names)}
     missing = [c for c in columns if c not in index]
     if missing:
@@ -228,7 +250,9 @@ class ModelBundle:
         model)."""
         raw = self.raw(features, num_threads)
         model_score = self.calibrator.score(raw)
-        score = self.provisional.hold_back(model_score, self.provisional.history_weight(features))
+        oldest = self.provisional.oldest_account(features)
+        weight = self.provisional.history_weight(features, oldest)
+        score = self.provisional.hold_back(model_score, weight)
         percentile = self.calibrator.percentile(raw)
         held = score != model_score
         if held.any():
@@ -237,7 +261,7 @@ class ModelBundle:
             "raw": raw,
             "score": score,
             "percentile": percentile,
-            "provisional": self.provisional.apply(features),
+            "provisional": self.provisional.apply(features, oldest),
         }
 
     def explain(self, features: Features, top_k: int = 5) -> list[Explanation]:
