@@ -4,13 +4,15 @@ On the clean default world (`data/clean`, else the features benchmark's
 `<work_dir>/features_default/raw`, simulated when missing), as of the day after its last day:
 
 - `batch`: the day's snapshots (built once, not timed here: the features benchmark measures
-  building) through `serving.daily.model_scores` and `history_rows`: snapshot -> arrays,
-  featurize, the model's score, fingerprints, smoothing on yesterday's scores and the published
-  percentile, with users/s per part and for the whole batch path (target: >= 50,000 users/s),
-  best of REPEATS by wall time, with its CPU seconds; the per-network points (TreeSHAP) per
-  user on 1 and 2 threads;
-- `predict`: LightGBM's predict alone (1 and 2 threads), its cost per row and tree, and the
-  most trees a model may have for the batch path to meet the target;
+  building) through `serving.daily.model_scores` and `history_rows`, as `influence score-daily`
+  runs them (the model's trees compiled to C, `training.compiled`; users in parts on
+  `BULK_THREADS` workers): snapshot -> arrays, featurize, the model's score, fingerprints,
+  smoothing on yesterday's scores and the published percentile. Users/s for the whole batch
+  path (target: >= 50,000 users/s), best of REPEATS by wall time, with its CPU seconds and each
+  step's seconds summed over the workers; the same with LightGBM as the predictor; the
+  per-network points (TreeSHAP) per user on 1 and 2 workers;
+- `predict`: the model alone on the day's matrix: LightGBM on 1 and 2 threads and the compiled
+  trees on one, cost per row and tree;
 - `day`: `influence score-daily` end to end twice (T-1, then T, which smooths on T-1): snapshots,
   scoring, store write, with the seconds of each part; the per-network points (TreeSHAP) are
   timed on a sample of users and extrapolated to the day (a full pass takes minutes with a big
@@ -110,16 +112,67 @@ def measure(raw: str) -> dict:
     _log(f"snapshots built in {build_seconds:.1f} s")
     snapshots = build(as_of)
     started = time.perf_counter()
-    bundle, source = _bundle()
+    lightgbm, source = _bundle()
     _log(f"model: {source} ({time.perf_counter() - started:.1f} s)")
-    rule = SmoothingRule.from_params(params.score_daily)
-    result: dict = {"as_of": as_of.isoformat(), "model": source, "model_version": bundle.version,
-                    "trees": bundle.booster.num_trees(), "features": len(bundle.feature_names)}
+    with tempfile.TemporaryDirectory(prefix="daily-bench-trees-") as trees_dir:
+        started = time.perf_counter()
+        bundle = lightgbm.with_compiled_trees(Path(trees_dir))  # compiled here, not from a cache
+        compile_seconds = time.perf_counter() - started
+        _log(f"compiled trees: {bundle.compiled_trees is not None} ({compile_seconds:.1f} s)")
+        rule = SmoothingRule.from_params(params.score_daily)
+        result: dict = {"as_of": as_of.isoformat(), "model": source,
+                        "model_version": bundle.version, "trees": bundle.booster.num_trees(),
+                        "features": len(bundle.feature_names),
+                        "predictor": "compiled trees" if bundle.compiled_trees else "LightGBM",
+                        "compile_and_check_seconds": round(compile_seconds, 2)}
 
-    # batch path: yesterday's scores first (what today smooths on), then today's, timed
-    previous_scores = model_scores(bundle, yesterday_snapshots, points=False)
-    previous = history_rows(previous_scores, no_previous(), as_of - timedelta(days=1), rule,
-                            bundle.calibrator).select(list(PREVIOUS_SCHEMA))
+        # batch path: yesterday's scores first (what today smooths on), then today's, timed
+        previous_scores = model_scores(bundle, yesterday_snapshots, points=False)
+        previous = history_rows(previous_scores, no_previous(), as_of - timedelta(days=1), rule,
+                                bundle.calibrator).select(list(PREVIOUS_SCHEMA))
+        result["batch"] = _batch(bundle, snapshots, previous, as_of, rule)
+        result["batch_lightgbm"] = {
+            k: v for k, v in _batch(lightgbm, snapshots, previous, as_of, rule).items()
+            if k in ("wall_seconds", "cpu_seconds", "users_per_s", "seconds")
+        }
+        users = result["batch"]["users"]
+        result["predict"] = _predict_costs(bundle, snapshots)
+        sampled = snapshots["user_id"].unique(maintain_order=True).head(POINTS_SAMPLE).implode()
+        sample = snapshots.filter(pl.col("user_id").is_in(sampled))
+        points = {}
+        for threads in (1, 2):
+            best = min(
+                model_scores(bundle, sample, points=True, num_threads=threads, part_users=64)
+                .seconds["parts"] for _ in range(2)
+            )
+            points[f"points_ms_per_user_{threads}_thread"] = round(1000 * best / POINTS_SAMPLE, 3)
+        points_per_user = points[f"points_ms_per_user_{BULK_THREADS}_thread"] / 1000
+        result["batch"].update(points, points_ms_per_user=round(1000 * points_per_user, 3),
+                               points_seconds_estimated=round(points_per_user * users, 1))
+        _log("batch path measured")
+
+        # a full day, twice (the second smooths on the first), in a scratch store
+        with tempfile.TemporaryDirectory(prefix="daily-bench-") as tmp:
+            store = HistoryStore(Path(tmp) / "scores.duckdb")
+            days = {}
+            for day in (as_of - timedelta(days=1), as_of):
+                report = score_day(day, build=build, bundle=bundle, store=store, rule=rule,
+                                   windows=params.features.windows, points=False)
+                days[day.isoformat()] = report.as_dict()
+            day_seconds = days[as_of.isoformat()]["seconds"]["total"]
+            result["day"] = {"snapshot_build_seconds": round(build_seconds, 2), "runs": days,
+                             "day_seconds_without_points": day_seconds,
+                             "day_seconds_with_points_estimated": round(
+                                 day_seconds + result["batch"]["points_seconds_estimated"], 1),
+                             "store_bytes_per_day": (Path(tmp) / "scores.duckdb").stat().st_size // 2}
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+def _batch(bundle, snapshots, previous, as_of, rule) -> dict:
+    """The batch path (model_scores + history_rows) on the day, best of REPEATS by wall time."""
+    from serving.daily import BULK_THREADS, history_rows, model_scores
+
     model_scores(bundle, snapshots, points=False)  # warm-up (first predict, imports)
     runs = []
     for _ in range(REPEATS):
@@ -132,78 +185,45 @@ def measure(raw: str) -> dict:
                      {**scores.seconds, "publish": round(done - published, 4)}))
     batch_seconds, batch_cpu, s = min(runs, key=lambda run: run[0])
     users = rows.height
-    without_model = batch_seconds - s["score"]
-    result["batch"] = {
+    return {
         "users": users,
         "repeats": REPEATS,
-        "bulk_threads": BULK_THREADS,
+        "workers": BULK_THREADS,
         "seconds": s,
         "wall_seconds": round(batch_seconds, 4),
         "cpu_seconds": round(batch_cpu, 4),
         "users_per_s": _rate(users, batch_seconds),
         "users_per_s_cpu": _rate(users, batch_cpu),
-        "users_per_s_arrays_and_featurize": _rate(users, s["arrays"] + s["featurize"]),
-        "users_per_s_model": _rate(users, s["score"]),
-        "users_per_s_fingerprint_and_publish": _rate(
-            users, s["fingerprint"] + s["frame"] + s["publish"]),
-        "users_per_s_without_model": _rate(users, without_model),
         "target_users_per_s": TARGET_USERS_PER_S,
         "meets_target": (users / batch_seconds) >= TARGET_USERS_PER_S,
         "changed_share": _changed_share(rows, previous),
     }
-    result["predict"] = _predict_costs(bundle, snapshots, without_model / users)
-    sampled = rows["user_id"].head(POINTS_SAMPLE).implode()
-    sample = snapshots.filter(pl.col("user_id").is_in(sampled))
-    points = {}
-    for threads in (1, 2):
-        best = min(model_scores(bundle, sample, points=True, num_threads=threads).seconds["points"]
-                   for _ in range(2))
-        points[f"points_ms_per_user_{threads}_thread"] = round(1000 * best / POINTS_SAMPLE, 3)
-    points_per_user = points[f"points_ms_per_user_{BULK_THREADS}_thread"] / 1000
-    result["batch"].update(points, points_ms_per_user=round(1000 * points_per_user, 3),
-                           points_seconds_estimated=round(points_per_user * users, 1))
-    _log("batch path measured")
-
-    # a full day, twice (the second smooths on the first), in a scratch store
-    with tempfile.TemporaryDirectory(prefix="daily-bench-") as tmp:
-        store = HistoryStore(Path(tmp) / "scores.duckdb")
-        days = {}
-        for day in (as_of - timedelta(days=1), as_of):
-            report = score_day(day, build=build, bundle=bundle, store=store, rule=rule,
-                               windows=params.features.windows, points=False)
-            days[day.isoformat()] = report.as_dict()
-        day_seconds = days[as_of.isoformat()]["seconds"]["total"]
-        result["day"] = {"snapshot_build_seconds": round(build_seconds, 2), "runs": days,
-                         "day_seconds_without_points": day_seconds,
-                         "day_seconds_with_points_estimated": round(
-                             day_seconds + result["batch"]["points_seconds_estimated"], 1),
-                         "store_bytes_per_day": (Path(tmp) / "scores.duckdb").stat().st_size // 2}
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return result
 
 
-def _predict_costs(bundle, snapshots, other_seconds_per_user: float) -> dict:
-    """LightGBM's predict alone on the day's matrix, best of REPEATS, with 1 and 2 threads: the
-    model's share of the batch path, its cost per tree and row (the real model's rate follows
-    from its tree count), and the most trees that still meet the target on one thread."""
+def _predict_costs(bundle, snapshots) -> dict:
+    """The model alone on the day's matrix, best of REPEATS: LightGBM on 1 and 2 threads, the
+    compiled trees on one; cost per row and tree."""
     from features.featurize import featurize_matrix
 
     x = bundle.matrix(featurize_matrix(snapshots))
     trees = bundle.booster.num_trees()
+    predictors = {
+        "lightgbm_1_thread": lambda: bundle.booster.predict(x, num_threads=1),
+        "lightgbm_2_threads": lambda: bundle.booster.predict(x, num_threads=2),
+    }
+    if bundle.compiled_trees is not None:
+        predictors["compiled_1_thread"] = lambda: bundle.compiled_trees.predict(x)
     out: dict = {"rows": len(x), "trees": trees}
-    for threads in (1, 2):
+    for name, predict in predictors.items():
         runs = []
         for _ in range(REPEATS):
             wall, cpu = time.perf_counter(), time.process_time()
-            bundle.booster.predict(x, num_threads=threads)
+            predict()
             runs.append((time.perf_counter() - wall, time.process_time() - cpu))
         wall, cpu = min(runs)
-        out[f"{threads}_thread"] = {"wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4),
-                                    "rows_per_s": _rate(len(x), wall),
-                                    "ns_per_row_and_tree": round(1e9 * wall / len(x) / trees, 1)}
-    per_tree = out["1_thread"]["wall_seconds"] / len(x) / trees
-    budget = 1.0 / TARGET_USERS_PER_S - other_seconds_per_user
-    out["max_trees_for_target_1_thread"] = max(0, int(budget / per_tree)) if per_tree > 0 else None
+        out[name] = {"wall_seconds": round(wall, 4), "cpu_seconds": round(cpu, 4),
+                     "rows_per_s": _rate(len(x), wall),
+                     "ns_per_row_and_tree": round(1e9 * wall / len(x) / trees, 1)}
     return out
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -468,6 +468,62 @@ class SnapshotArrays:
                 pl.col(c).cast(pl.Float64).fill_null(np.nan) for c in SIGNAL_COLUMNS
             ).to_numpy(),
         )
+
+    def with_keys(self) -> SnapshotArrays:
+        """Self with `key_index` and `keys` filled in (first-seen order) when missing."""
+        if self.key_index is not None and self.keys is not None:
+            return self
+        index: dict[tuple[str, date | None], int] = {}
+        key_index = np.fromiter(
+            (index.setdefault(key, len(index)) for key in zip(self.user_id, self.as_of)),
+            dtype=np.int64,
+            count=len(self),
+        )
+        return replace(self, key_index=key_index, keys=list(index))
+
+    def split(self, keys_per_part: int) -> list[SnapshotArrays]:
+        """The rows of each run of `keys_per_part` consecutive keys (first-seen order) as one
+        part, keys numbered from 0 in each: featurizing the parts in turn gives the rows of
+        featurizing the whole, in the same order."""
+        if keys_per_part < 1:
+            raise ValueError(f"keys_per_part must be at least 1, got {keys_per_part}")
+        whole = self.with_keys()
+        if len(whole.keys) <= keys_per_part:
+            return [whole]
+        starts = list(range(0, len(whole.keys), keys_per_part))
+        if (np.diff(whole.key_index) >= 0).all():  # rows grouped by key: parts are slices (views)
+            bounds = np.searchsorted(whole.key_index, [*starts, len(whole.keys)])
+            return [
+                SnapshotArrays(
+                    user_id=whole.user_id[lo:hi],
+                    as_of=whole.as_of[lo:hi],
+                    network=whole.network[lo:hi],
+                    window_days=whole.window_days[lo:hi],
+                    values=whole.values[lo:hi],
+                    key_index=whole.key_index[lo:hi] - start,
+                    keys=whole.keys[start : start + keys_per_part],
+                )
+                for start, lo, hi in zip(starts, bounds[:-1], bounds[1:])
+            ]
+        order = np.argsort(whole.key_index, kind="stable")
+        bounds = np.searchsorted(whole.key_index[order], [*starts, len(whole.keys)])
+        user_ids = np.asarray(whole.user_id, dtype=object)
+        as_ofs = np.asarray(whole.as_of, dtype=object)
+        parts = []
+        for start, lo, hi in zip(starts, bounds[:-1], bounds[1:]):
+            rows = order[lo:hi]
+            parts.append(
+                SnapshotArrays(
+                    user_id=user_ids[rows].tolist(),
+                    as_of=as_ofs[rows].tolist(),
+                    network=whole.network[rows],
+                    window_days=whole.window_days[rows],
+                    values=whole.values[rows],
+                    key_index=whole.key_index[rows] - start,
+                    keys=whole.keys[start : start + keys_per_part],
+                )
+            )
+        return parts
 
     def to_frame(self) -> pl.DataFrame:
         columns = {

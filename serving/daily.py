@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -335,8 +336,11 @@ def _timed(seconds: dict[str, float], name: str, started: float) -> float:
 
 
 BULK_THREADS = 2
-"""LightGBM threads of the batch path's bulk calls (the whole day in one predict): the
-service's per-request path keeps the bundle's one thread."""
+"""Workers of the batch path (each scores its own parts of the day with one LightGBM thread);
+the service's per-request path keeps the bundle's one thread."""
+PART_USERS = 2048
+"""Users per part of the batch path: big enough that numpy and LightGBM work in long calls
+(which release the GIL, so two workers use two cores), small enough to stay in cache."""
 
 
 def network_points(
@@ -355,6 +359,39 @@ def network_points(
     return struct, (float(baseline[0]) if len(baseline) else None)
 
 
+@dataclass(frozen=True)
+class _PartScores:
+    user_id: list[str]
+    scored: dict[str, np.ndarray]
+    hashes: np.ndarray
+    points: pl.Series | None
+    baseline: float | None
+    seconds: dict[str, float]
+
+
+def _score_part(
+    bundle: ModelBundle, part: SnapshotArrays, windows: tuple[int, ...], points: bool
+) -> _PartScores:
+    """One part of the day on one thread: featurize, score, fingerprint (and points)."""
+    from features.featurize import featurize_matrix
+
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
+    features = featurize_matrix(part, windows)
+    started = _timed(seconds, "featurize", started)
+    scored = bundle.score_columns(features, 1)
+    started = _timed(seconds, "score", started)
+    users, hashes = _fingerprints(part)
+    if users != features.user_id:  # several as-of dates of a user: one fingerprint per user
+        position = {user: i for i, user in enumerate(users)}
+        hashes = hashes[[position[user] for user in features.user_id]]
+    started = _timed(seconds, "fingerprint", started)
+    struct, baseline = network_points(bundle, features, 1) if points else (None, None)
+    if points:
+        _timed(seconds, "points", started)
+    return _PartScores(features.user_id, scored, hashes, struct, baseline, seconds)
+
+
 def model_scores(
     bundle: ModelBundle,
     snapshots: pl.DataFrame | SnapshotArrays,
@@ -362,47 +399,51 @@ def model_scores(
     *,
     points: bool = True,
     num_threads: int = BULK_THREADS,
+    part_users: int = PART_USERS,
 ) -> ModelScores:
     """Featurize and score every user of a day's snapshots with one bundle (the batch path:
-    vectorised, no HTTP, no frame joins: features, scores and fingerprints share the users'
-    first-seen order); `points` adds the per-network points (TreeSHAP, the costly part)."""
-    from features.featurize import featurize_matrix
-
+    vectorised, no HTTP, no frame joins). The users are cut into parts of `part_users` that
+    `num_threads` workers featurize, score and fingerprint (the shared featurize function on
+    each part: the rows are those of featurizing the whole, in first-seen order); `points` adds
+    the per-network points (TreeSHAP, the costly part). `seconds`: the wall time of `arrays` and
+    `parts`, and each step's seconds summed over the workers."""
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     arrays = (
         snapshots if isinstance(snapshots, SnapshotArrays) else SnapshotArrays.from_frame(snapshots)
     )
+    parts = arrays.split(part_users) if len(arrays) else [arrays]
     started = _timed(seconds, "arrays", started)
-    features = featurize_matrix(arrays, tuple(windows))
-    started = _timed(seconds, "featurize", started)
-    scored = bundle.score_columns(features, num_threads)
-    started = _timed(seconds, "score", started)
-    users, hashes = _fingerprints(arrays)
-    if users != features.user_id:  # several as-of dates of a user: one fingerprint per user
-        position = {user: i for i, user in enumerate(users)}
-        hashes = hashes[[position[user] for user in features.user_id]]
-    started = _timed(seconds, "fingerprint", started)
+    windows = tuple(windows)
+    if num_threads > 1 and len(parts) > 1:
+        with ThreadPoolExecutor(num_threads, thread_name_prefix="score-part") as pool:
+            done = list(pool.map(lambda part: _score_part(bundle, part, windows, points), parts))
+    else:
+        done = [_score_part(bundle, part, windows, points) for part in parts]
+    started = _timed(seconds, "parts", started)
+    for part in done:
+        for step, spent in part.seconds.items():
+            seconds[step] = round(seconds.get(step, 0.0) + spent, 4)
     frame = pl.DataFrame(
         {
-            "user_id": features.user_id,
-            "raw_score": scored["score"],
-            "raw_percentile": scored["percentile"],
-            "provisional": scored["provisional"],
+            "user_id": [user for part in done for user in part.user_id],
+            **{
+                name: np.concatenate([part.scored[key] for part in done])
+                for name, key in (("raw_score", "score"), ("raw_percentile", "percentile"),
+                                  ("provisional", "provisional"))
+            },
         },
         schema={"user_id": pl.String, "raw_score": pl.Float64, "raw_percentile": pl.Float64,
                 "provisional": pl.Boolean},
     )
-    baseline = None
-    if points:
-        struct, baseline = network_points(bundle, features, num_threads)
-        frame = frame.with_columns(struct)
-        started = _timed(seconds, "points", started)
-    else:
-        frame = frame.with_columns(pl.lit(None, POINTS_DTYPE).alias("points"))
-    frame = frame.with_columns(pl.Series("signal_hash", hashes, dtype=pl.UInt64))
+    points_column = (
+        pl.concat([part.points for part in done]) if points
+        else pl.lit(None, POINTS_DTYPE).alias("points")
+    )
+    hashes = np.concatenate([part.hashes for part in done])
+    frame = frame.with_columns(points_column, pl.Series("signal_hash", hashes, dtype=pl.UInt64))
     _timed(seconds, "frame", started)
-    return ModelScores(frame, bundle.version, baseline, seconds)
+    return ModelScores(frame, bundle.version, done[0].baseline, seconds)
 
 
 def published_percentile(calibrator, published: pl.Series) -> np.ndarray:

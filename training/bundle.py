@@ -40,6 +40,7 @@ import polars as pl
 from features.featurize import FeatureMatrix
 from influence.vocabulary import NETWORKS
 from training.calibrate import Calibrator
+from training.compiled import CompiledTrees
 from training.explain import (
     CROSS_NETWORK,
     NEW_ACCOUNT,
@@ -211,6 +212,8 @@ class ModelBundle:
     label_transform: str = "log1p"
     metadata: dict[str, Any] = field(default_factory=dict)
     """Training facts (params, rows, best iteration, LightGBM version); informative only."""
+    compiled_trees: CompiledTrees | None = field(default=None, compare=False, repr=False)
+    """The booster's trees compiled to C (`with_compiled_trees`): `raw` predicts with them."""
 
     def __post_init__(self) -> None:
         if tuple(self.booster.feature_name()) != tuple(self.feature_names):
@@ -227,9 +230,24 @@ class ModelBundle:
 
     def raw(self, features: Features, num_threads: int | None = None) -> np.ndarray:
         """The booster's output; `num_threads` None: the bundle's (1 unless trained otherwise:
-        a request is scored on one thread). Bulk callers may pass more."""
+        a request is scored on one thread). Bulk callers may pass more. With compiled trees:
+        theirs, on the calling thread (the same numbers)."""
+        if self.compiled_trees is not None:
+            if isinstance(features, FeatureMatrix):  # the model's columns read in place
+                return self.compiled_trees.predict(
+                    features.values, _positions(features.names, self.feature_names)
+                )
+            return self.compiled_trees.predict(self.matrix(features))
         threads = _threads(self) if num_threads is None else num_threads
         return self.booster.predict(self.matrix(features), num_threads=threads)
+
+    def with_compiled_trees(self, directory: Path | None = None) -> ModelBundle:
+        """This bundle predicting with its trees compiled to C (`training.compiled`): for bulk
+        scoring. Itself, unchanged, when they can't be used (logged)."""
+        from training.compiled import compile_trees
+
+        trees = compile_trees(self.booster, directory)
+        return self if trees is None else replace(self, compiled_trees=trees)
 
     def score(self, features: Features, num_threads: int | None = None) -> pl.DataFrame:
         """user_id, as_of, raw, score (1..100), percentile (0..100), provisional; row order kept."""

@@ -16,6 +16,7 @@ from features.snapshot import (
     SIGNAL_COLUMNS,
     NetworkSignals,
     SignalSnapshot,
+    SnapshotArrays,
     Snapshots,
     closest_window,
     frame_to_snapshots,
@@ -237,3 +238,36 @@ def test_snapshot_table_failures_name_the_column():
         validate_snapshots(frame.with_columns(extra_signal=pl.lit(1.0)))
     with pytest.raises(pandera.errors.SchemaError, match="network"):
         Snapshots.validate(frame.with_columns(pl.lit("myspace").alias("network")))
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+def test_split_parts_featurize_to_the_rows_of_the_whole(interleaved):
+    """The batch path featurizes a day in parts: their rows, in turn, are the whole's."""
+    from features.featurize import featurize_matrix
+    from serving.samples import random_snapshots
+
+    frame = snapshots_to_frame(random_snapshots(150, seed=21))
+    if interleaved:  # rows of a user not next to each other
+        frame = frame.sort("network", "window_days", "user_id")
+    arrays = SnapshotArrays.from_frame(frame)
+    whole = featurize_matrix(arrays)
+    parts = arrays.split(40)
+    assert [len(p.keys) for p in parts] == [40, 40, 40, 30]
+    assert sum(len(p) for p in parts) == len(arrays)
+    featurized = [featurize_matrix(p) for p in parts]
+    assert [u for f in featurized for u in f.user_id] == whole.user_id
+    assert np.array_equal(np.concatenate([f.values for f in featurized]), whole.values, equal_nan=True)
+    assert arrays.split(1000) == [arrays]
+    with pytest.raises(ValueError, match="keys_per_part"):
+        arrays.split(0)
+
+
+def test_with_keys_numbers_user_and_date_in_first_seen_order():
+    from serving.samples import random_snapshots
+
+    arrays = SnapshotArrays.from_frame(snapshots_to_frame(random_snapshots(30, seed=22)))
+    bare = SnapshotArrays(arrays.user_id, arrays.as_of, arrays.network, arrays.window_days,
+                          arrays.values)
+    keyed = bare.with_keys()
+    assert keyed.keys == arrays.keys and np.array_equal(keyed.key_index, arrays.key_index)
+    assert arrays.with_keys() is arrays

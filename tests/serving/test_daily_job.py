@@ -4,6 +4,7 @@ without a signal change, model changes kept in the history, backfill, compare-mo
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -149,7 +150,21 @@ def test_backfill_scores_every_day_in_order(champion, snapshots, store):
 def test_model_scores_time_their_parts(champion, snapshots):
     scores = model_scores(champion, on(snapshots, DAY), points=False)
     assert scores.frame.height == USERS
-    assert set(scores.seconds) == {"arrays", "featurize", "score", "fingerprint", "frame"}
+    assert set(scores.seconds) == {"arrays", "parts", "featurize", "score", "fingerprint", "frame"}
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="compiled trees need a C compiler")
+def test_parts_on_two_workers_with_compiled_trees_score_as_one_lightgbm_pass(champion, snapshots):
+    """The batch path's speed-ups change no number: users cut into parts on two workers,
+    predicted by the compiled trees, give the frame of one LightGBM pass over the whole day,
+    per-network points included."""
+    compiled = champion.with_compiled_trees()
+    assert compiled.compiled_trees is not None
+    day = on(snapshots, DAY)
+    whole = model_scores(champion, day, num_threads=1, part_users=10**6)
+    parts = model_scores(compiled, day, num_threads=2, part_users=64)
+    assert_frame_equal(parts.frame, whole.frame)
+    assert parts.baseline == whole.baseline
 
 
 def test_compare_models_reports_the_moves_of_two_real_bundles(champion, challenger, snapshots):
