@@ -45,7 +45,7 @@ from pydantic import ValidationError
 from features.snapshot import SignalSnapshot
 from serving.contracts import BatchItem, BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
 from serving.errors import FieldError, field_errors
-from serving.guard import RequestGuard
+from serving.guard import RequestGuard, install_request_timeout
 from serving.history import lookup_app
 from serving.scorer import load_scorer
 from serving.settings import REQUEST_TIMEOUT_S, ServingSettings
@@ -125,6 +125,7 @@ class InfluenceService:
         )
 
 
+install_request_timeout()
 # the score-history lookups: a FastAPI app (GET routes with path parameters), store read per request
 InfluenceService.mount_asgi_app(lookup_app(), path="/users")
 InfluenceService.add_asgi_middleware(

@@ -22,11 +22,11 @@ MAX_EXPLAINED_BATCH = 100
 """Snapshots per /score_batch request with explain=true: an explanation with its tips costs
 ~10 ms, so this bounds such a request to about a second, well inside REQUEST_TIMEOUT_S."""
 REQUEST_TIMEOUT_S = 10
-"""BentoML's per-request timeout. Keep it short: BentoML arms a timer per request that holds the
-request's context until it fires (it is never cancelled), so the worker's memory grows with the
-requests of the last REQUEST_TIMEOUT_S seconds before it levels off (measured: ~5 KB a request;
-with BentoML's default of 60 s, ~75 MB at 250 requests/s). The longest valid request (1,000
-snapshots without explanations, or 100 with) takes well under a second."""
+"""BentoML's per-request timeout (`traffic.timeout`): a request whose answer has not started by
+then gets a 504. The longest valid request (1,000 snapshots without explanations, or 100 with)
+takes well under a second. Enforced by `serving.guard.RequestTimeout`: BentoML's own timer held
+each request's context until it fired (~5 KB a request, ~20 MB of a worker's RSS at 300
+requests/s, creeping up with every new peak of the request rate); ours holds nothing."""
 
 OPEN_PATHS: frozenset[str] = frozenset(
     {"/", "/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json"}

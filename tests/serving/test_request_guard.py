@@ -1,7 +1,12 @@
 """The request guard on its own, around a tiny Starlette app: API key, body limit, media type,
-and every 4xx answered as an ErrorBody."""
+and every 4xx answered as an ErrorBody; and the request timeout that replaces BentoML's."""
 
 from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import weakref
 
 import pytest
 from starlette.applications import Starlette
@@ -10,7 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from serving.guard import RequestGuard, error_payload
+from serving.guard import RequestGuard, RequestTimeout, error_payload
 from serving.settings import ServingSettings
 
 
@@ -120,3 +125,64 @@ def test_json_answers_of_other_routes_keep_their_shape():
     response = _client().get("/users/x/score")
     assert response.status_code == 404
     assert response.json() == {"detail": "no score history for user 'x'", "user_id": "x"}
+
+
+# --- the request timeout that stands in for BentoML's -------------------------------------------
+
+REQUEST = contextvars.ContextVar("request")
+
+
+class _Marker:
+    pass
+
+
+async def _call(app) -> list[dict]:
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent
+
+
+def test_request_timeout_keeps_nothing_of_a_finished_request():
+    """BentoML's timer held each request's context (its span, its Request) until it fired."""
+
+    async def main() -> None:
+        context = contextvars.copy_context()
+        marker = _Marker()
+        context.run(REQUEST.set, marker)
+        held = weakref.ref(marker)
+        del marker
+        app = RequestTimeout(PlainTextResponse("ok"), timeout=60)
+        sent = await asyncio.get_running_loop().create_task(_call(app), context=context)
+        assert sent[0]["status"] == 200 and sent[1]["body"] == b"ok"
+        del context
+        for _ in range(3):  # callbacks of the finished tasks, already scheduled, run
+            await asyncio.sleep(0)
+        gc.collect()
+        assert held() is None, "a finished request is still referenced (by its timer?)"
+
+    asyncio.run(main())
+
+
+def test_request_timeout_answers_504_when_no_answer_starts_in_time():
+    async def slow(scope, receive, send) -> None:
+        await asyncio.sleep(5)
+
+    sent = asyncio.run(asyncio.wait_for(_call(RequestTimeout(slow, timeout=0.05)), 2))
+    assert sent[0]["status"] == 504
+    assert b"0.05 seconds" in sent[1]["body"]
+
+
+def test_request_timeout_does_not_wait_for_the_timer_when_the_app_fails():
+    async def broken(scope, receive, send) -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(asyncio.wait_for(_call(RequestTimeout(broken, timeout=60)), 2))

@@ -217,3 +217,12 @@ def test_explained_batches_are_bounded(client):
     assert error["path"] == "snapshots" and "at most 100 with explain=true" in error["problem"]
     ok = client.post("/score_batch", json={"snapshots": snapshots[:100], "explain": True})
     assert ok.status_code == 200 and ok.json()["scored"] == 100
+
+
+def test_the_service_times_requests_out_with_request_timeout(service_app):
+    from bentoml._internal.server.http.traffic import TimeoutMiddleware
+
+    from serving.guard import RequestTimeout
+
+    layers = [m.cls for m in service_app.user_middleware]
+    assert RequestTimeout in layers and TimeoutMiddleware is RequestTimeout
