@@ -193,7 +193,7 @@ _NO_CONTEXT = contextvars.Context()
 
 def _time_out(waiter: asyncio.Future) -> None:
     if not waiter.done():
-        waiter.set_exception(asyncio.TimeoutError())
+        waiter.set_exception(TimeoutError())
 
 
 class RequestTimeout:
@@ -226,7 +226,7 @@ class RequestTimeout:
         task.add_done_callback(lambda _: started.done() or started.set_result(None))
         try:
             await started
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if task.cancel():
                 await _respond(send, 504, ErrorBody(
                     error=f"Not able to process the request in {self.timeout} seconds"))
