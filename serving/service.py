@@ -20,8 +20,15 @@ bundle's `model_version`.
 
 No adaptive batching: a batchable BentoML API takes one argument and queues requests up to a
 latency budget, which only adds waiting for one client sending one request at a time, while a
-client with many users has /score_batch (1,000 in one featurize pass and one model call, ~0.15
-ms a user against ~1 ms for one). It would pay only under many concurrent single-user clients.
+client with many users has /score_batch (1,000 in one validation pass, one featurize pass and
+one model call on every core, ~0.1 ms a user against ~1 ms for one). It would pay only under
+many concurrent single-user clients.
+
+Answers without explanations (/score with explain=false, every /score_batch) are serialised
+straight from plain values (`json_response`): the same JSON as the documented models (tested
+against them), without a model object built, validated and dumped per item. The ranges the
+contract promises (score 1-100, percentile 0-100) are checked on the score arrays instead
+(`Scorer.score_rows`).
 
 Errors: any malformed request gets a 4xx `ErrorBody` naming the field path and the problem (see
 `serving.guard` for 401/413/415 and the shape of 400s). Settings: `serving.settings`.
@@ -35,20 +42,24 @@ ones, and leaves the JSON errors of mounted apps as they are.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import bentoml
-from pydantic import ValidationError
+import pydantic_core
+from pydantic import TypeAdapter, ValidationError
+from starlette.responses import Response
 
 from features.snapshot import SignalSnapshot
-from serving.contracts import BatchItem, BatchRequest, BatchResponse, ScoreRequest, ScoreResponse
+from serving.contracts import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse, ScoreResult
 from serving.errors import FieldError, field_errors
 from serving.guard import RequestGuard, install_request_timeout
 from serving.history import lookup_app
 from serving.scorer import load_scorer
 from serving.settings import REQUEST_TIMEOUT_S, ServingSettings
+
+_SNAPSHOTS = TypeAdapter(list[SignalSnapshot])
 
 
 @contextmanager
@@ -61,23 +72,48 @@ def internal_errors() -> Iterator[None]:
         raise RuntimeError(f"internal contract violation: {error}") from None
 
 
-def parse_item(item: Any) -> SignalSnapshot | list[FieldError]:
-    """One batch item: a snapshot, or its errors (paths relative to the item)."""
+def parse_items(items: Sequence[Any]) -> list[SignalSnapshot | list[FieldError]]:
+    """Batch items: a snapshot, or the item's errors (paths relative to the item).
+
+    The whole list is validated in one pass; only when some items fail are the others
+    validated again on their own (a failed pass returns errors, not the valid snapshots)."""
     try:
-        return SignalSnapshot.model_validate(item)
+        return list(_SNAPSHOTS.validate_python(items))
     except ValidationError as error:
-        return field_errors(error.errors(include_url=False, include_input=False))
+        problems: dict[int, list[dict[str, Any]]] = {}
+        for e in error.errors(include_url=False, include_input=False):
+            index, *loc = e["loc"]
+            problems.setdefault(index, []).append({**e, "loc": tuple(loc)})
+    valid = iter(_SNAPSHOTS.validate_python([x for i, x in enumerate(items) if i not in problems]))
+    return [field_errors(problems[i]) if i in problems else next(valid) for i in range(len(items))]
 
 
-def batch_items(parsed: list[SignalSnapshot | list[FieldError]], results: list) -> list[BatchItem]:
-    """Items in request order: the next result for each valid snapshot, errors for the others."""
+def json_response(payload: Any) -> Response:
+    """An answer serialised in one call (plain values and contract models alike): a bulk answer
+    as plain dicts skips building and dumping a model object per item, ~6 ms in 1,000."""
+    return Response(pydantic_core.to_json(payload), media_type="application/json")
+
+
+def batch_payload(
+    parsed: Sequence[SignalSnapshot | list[FieldError]],
+    results: Sequence[ScoreResult | dict[str, Any]],
+    model_version: str,
+) -> dict[str, Any]:
+    """A `BatchResponse` as plain values: items in request order, the next result for each
+    valid snapshot, errors for the others."""
     scored = iter(results)
-    return [
-        BatchItem(index=i, result=next(scored))
+    items = [
+        {"index": i, "result": next(scored)}
         if isinstance(p, SignalSnapshot)
-        else BatchItem(index=i, errors=p)
+        else {"index": i, "errors": p}
         for i, p in enumerate(parsed)
     ]
+    return {
+        "results": items,
+        "scored": len(results),
+        "rejected": len(parsed) - len(results),
+        "model_version": model_version,
+    }
 
 
 @bentoml.service(
@@ -103,26 +139,25 @@ class InfluenceService:
     async def score(self, snapshot: SignalSnapshot, explain: bool = True) -> ScoreResponse:
         """Score one user's signal snapshot; with explain (default) also points per network and
         family, the top factors and up to three tips."""
+        version = self.scorer.model_version
         with internal_errors():
+            if not explain:
+                (row,) = self.scorer.score_rows([snapshot])
+                return json_response({**row, "model_version": version})
             (result,) = self.scorer.score([snapshot], explain)
-        return ScoreResponse.model_construct(
-            **dict(result), model_version=self.scorer.model_version
-        )
+        return ScoreResponse.model_construct(**dict(result), model_version=version)
 
     @bentoml.api(route="/score_batch", input_spec=BatchRequest)
     def score_batch(self, snapshots: list[Any], explain: bool = False) -> BatchResponse:
         """Score up to 1,000 snapshots; one item per snapshot, in order. An invalid snapshot gets
         its own errors and does not sink the others."""
-        parsed = [parse_item(item) for item in snapshots]
+        parsed = parse_items(snapshots)
         valid = [p for p in parsed if isinstance(p, SignalSnapshot)]
         with internal_errors():
-            items = batch_items(parsed, self.scorer.score(valid, explain))
-        return BatchResponse(
-            results=items,
-            scored=len(valid),
-            rejected=len(parsed) - len(valid),
-            model_version=self.scorer.model_version,
-        )
+            results = (
+                self.scorer.score(valid, explain=True) if explain else self.scorer.score_rows(valid)
+            )
+        return json_response(batch_payload(parsed, results, self.scorer.model_version))
 
 
 install_request_timeout()

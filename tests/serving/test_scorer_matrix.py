@@ -3,12 +3,13 @@ numbers, bit for bit."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from features.featurize import featurize_matrix
 from features.snapshot import snapshots_to_arrays
 from serving.samples import random_snapshots
-from serving.scorer import Scorer, model_windows
+from serving.scorer import BULK_ROWS, Scorer, model_windows
 from training.bundle import ModelBundle
 
 
@@ -31,3 +32,22 @@ def test_results_follow_the_input_order(bundle):
     together = [r.score for r in scorer.score(snapshots, explain=False)]
     alone = [scorer.score([s], explain=False)[0].score for s in snapshots]
     assert together == pytest.approx(alone, abs=1e-9)
+
+
+def test_bulk_rows_on_more_threads_score_bit_for_bit_as_on_one(bundle):
+    snapshots = random_snapshots(BULK_ROWS + 44, seed=23)
+    scorer = Scorer(bundle, model_windows(bundle))
+    rows = scorer.score_rows(snapshots)
+    one = bundle.score_columns(scorer.features(snapshots), num_threads=1)
+    assert [r["score"] for r in rows] == one["score"].tolist()
+    assert [r["percentile"] for r in rows] == one["percentile"].tolist()
+    assert [r["user_id"] for r in rows] == [s.user_id for s in snapshots]
+
+
+def test_a_score_out_of_range_fails_the_request_rather_than_reaching_a_client(bundle, monkeypatch):
+    scorer = Scorer(bundle, model_windows(bundle))
+    columns = bundle.score_columns
+    monkeypatch.setattr(type(bundle), "score_columns",
+                        lambda self, *a: {**columns(*a), "score": np.array([100.5])})
+    with pytest.raises(RuntimeError, match="outside 1-100"):
+        scorer.score_rows(random_snapshots(1, seed=24))

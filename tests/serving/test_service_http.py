@@ -5,8 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError
 
 from features.snapshot import SignalSnapshot
+from serving.contracts import BatchResponse, ScoreResponse
+from serving.errors import field_errors
 from serving.samples import EXAMPLE, random_snapshot_dicts
 from serving.settings import ServingSettings
 from serving.tips import what_ifs
@@ -75,9 +78,59 @@ def test_batch_keeps_order_and_isolates_invalid_items(client):
         assert "tips" not in item
 
 
+def _alone(item) -> list[dict]:
+    """The errors of one snapshot validated on its own."""
+    try:
+        SignalSnapshot.model_validate(item)
+    except ValidationError as error:
+        return [e.model_dump() for e in field_errors(error.errors(include_url=False))]
+    raise AssertionError(f"{item!r} is valid")
+
+
+def test_batch_items_get_the_errors_they_get_alone_and_the_answer_is_the_contract(client):
+    good = random_snapshot_dicts(4, seed=13)
+    del good[1]["user_id"]
+    bad = [
+        {"networks": {"myspace": {"window_days": 30}}},
+        {"networks": {"twitter": [{"window_days": 7}, {"window_days": 30, "posts": -1, "foo": 1}]}},
+        {"networks": {"twitter": {"window_days": 7, "active_days": 9}}},
+        {"networks": {"twitter": {"window_days": 7, "received": {"share": 1}}}},
+        {"networks": {"twitter": {"window_days": 7}}, "as_of": "soon"},
+        [1, 2],
+        None,
+    ]
+    snapshots = [good[0], *bad[:4], good[1], *bad[4:], good[2], good[3]]
+    response = client.post("/score_batch", json={"snapshots": snapshots})
+    assert response.status_code == 200, response.text
+    answer = BatchResponse.model_validate_json(response.content)
+    assert (answer.scored, answer.rejected) == (4, len(bad))
+    body = response.json()
+    for i, (item, snapshot) in enumerate(zip(body["results"], snapshots, strict=True)):
+        assert item["index"] == i
+        if snapshot in bad:
+            assert set(item) == {"index", "errors"} and item["errors"] == _alone(snapshot)
+        else:
+            assert set(item) == {"index", "result"}
+            assert item["result"] == {k: v for k, v in _score(client, snapshot, explain=False).items()
+                                      if k != "model_version"}
+    assert "user_id" not in body["results"][5]["result"]
+
+
+def test_score_without_explanation_is_the_contract(client):
+    response = client.post("/score", json={"snapshot": EXAMPLE, "explain": False})
+    assert response.headers["content-type"] == "application/json"
+    answer = ScoreResponse.model_validate_json(response.content)
+    assert set(response.json()) == {"user_id", "score", "percentile", "provisional", "model_version"}
+    assert answer.user_id == "alice"
+    anonymous = _score(client, {"networks": {"linkedin": {"window_days": 9}}}, explain=False)
+    assert "user_id" not in anonymous and 1 <= anonymous["score"] <= 100
+
+
 def test_batch_with_explanations(client):
     snapshots = random_snapshot_dicts(3, seed=4)
-    body = client.post("/score_batch", json={"snapshots": snapshots, "explain": True}).json()
+    response = client.post("/score_batch", json={"snapshots": snapshots, "explain": True})
+    BatchResponse.model_validate_json(response.content)
+    body = response.json()
     for item, snapshot in zip(body["results"], snapshots):
         single = _score(client, snapshot)
         assert item["result"]["networks"] == pytest.approx(single["networks"])
