@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pandera.errors
@@ -212,22 +211,6 @@ def test_repeated_rows_are_refused():
     frame = snapshots_to_frame([snapshot(posts=1)])
     with pytest.raises(ValueError, match="repeat"):
         featurize(pl.concat([frame, frame]))
-
-
-def test_featurize_is_fast_for_one_and_for_a_thousand_snapshots():
-    one = snapshots_to_arrays([SignalSnapshot.model_validate(EXAMPLE)])
-    many = snapshots_to_arrays(
-        [SignalSnapshot.model_validate({**EXAMPLE, "user_id": str(i)}) for i in range(1000)]
-    )
-    featurize_matrix(one)
-    started = time.process_time()
-    for _ in range(50):
-        featurize_matrix(one)
-    per_call = (time.process_time() - started) / 50
-    started = time.process_time()
-    featurize_matrix(many)
-    thousand = time.process_time() - started
-    assert per_call < 0.01 and thousand < 2.0, (per_call, thousand)  # loose: shared CI machines
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "json"])

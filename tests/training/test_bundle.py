@@ -66,15 +66,6 @@ def test_provisional_rule(bundle):
     assert bundle.score(frame)["provisional"].to_list() == [False, True, True, False]
 
 
-def test_scoring_is_fast(bundle):
-    import time
-
-    frame = features_frame(50_000, seed=1)
-    started = time.perf_counter()
-    bundle.score(frame)
-    assert time.perf_counter() - started < 2.0
-
-
 def test_young_accounts_are_held_back_and_explained(bundle):
     from dataclasses import replace
 
