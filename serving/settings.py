@@ -5,6 +5,8 @@
 | `INFLUENCE_API_KEY` | when set, every request outside the open paths needs `Authorization: Bearer <key>` | unset: no auth |
 | `INFLUENCE_BUNDLE_DIR` | score with the `ModelBundle` saved in this folder instead of the registry's champion | unset: `load_champion()` |
 | `INFLUENCE_MAX_BODY_BYTES` | request bodies above this get 413 | 16 MiB |
+| `INFLUENCE_COMPILED_TREES` | score with the model's trees compiled to C (`serving.scorer`); `false`: LightGBM | true |
+| `INFLUENCE_COMPILED_DIR` | cache of compiled trees (`training.compiled`) | `~/.cache/influence/compiled` |
 
 The registry itself is found through `MLFLOW_TRACKING_URI` (see `training.tracking`).
 """
@@ -45,6 +47,7 @@ class ServingSettings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, gt=0, validation_alias=AliasChoices("INFLUENCE_MAX_BODY_BYTES")
     )
+    compiled_trees: bool = Field(True, validation_alias=AliasChoices("INFLUENCE_COMPILED_TREES"))
 
 
 def is_open_path(path: str) -> bool:

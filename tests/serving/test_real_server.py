@@ -29,6 +29,8 @@ def server(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory):
         "INFLUENCE_API_KEY": KEY,
         "INFLUENCE_MAX_BODY_BYTES": str(LIMIT),
         "BENTOML_HOME": str(logs / "bentoml"),
+        # set here: this module's fixture starts before the per-test hermetic homes are set
+        "INFLUENCE_COMPILED_DIR": str(logs / "compiled"),
     }
     with running_server("serving.service:InfluenceService", logs / "serve.log", env=env,
                         cwd=ROOT, timeout=180) as running:

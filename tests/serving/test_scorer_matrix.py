@@ -9,7 +9,8 @@ import pytest
 from features.featurize import featurize_matrix
 from features.snapshot import snapshots_to_arrays
 from serving.samples import random_snapshots
-from serving.scorer import BULK_ROWS, Scorer, model_windows
+from serving.scorer import BULK_ROWS, Scorer, load_scorer, model_windows
+from serving.settings import ServingSettings
 from training.bundle import ModelBundle
 
 
@@ -51,3 +52,15 @@ def test_a_score_out_of_range_fails_the_request_rather_than_reaching_a_client(bu
                         lambda self, *a: {**columns(*a), "score": np.array([100.5])})
     with pytest.raises(RuntimeError, match="outside 1-100"):
         scorer.score_rows(random_snapshots(1, seed=24))
+
+
+def test_the_service_scores_with_compiled_trees_and_the_same_numbers(bundle_dir, monkeypatch):
+    monkeypatch.setenv("INFLUENCE_BUNDLE_DIR", str(bundle_dir))
+    compiled = load_scorer(ServingSettings())
+    assert compiled.bundle.compiled_trees is not None
+    monkeypatch.setenv("INFLUENCE_COMPILED_TREES", "false")
+    lightgbm = load_scorer(ServingSettings())
+    assert lightgbm.bundle.compiled_trees is None
+    snapshots = random_snapshots(300, seed=25)
+    assert compiled.score_rows(snapshots) == lightgbm.score_rows(snapshots)
+    assert compiled.score(snapshots[:3], explain=True) == lightgbm.score(snapshots[:3], explain=True)
