@@ -17,9 +17,10 @@ payloads to both. Targets (issue 5, section 6):
   ~0.5 MB after the first thousand requests.)
 
 Recorded: p50, p99, throughput (sequential requests per second) for each, every latency also as
-a ratio to the floor's p50 (for the batch: the floor echoing the same 1,000-snapshot body), the service's RSS every 1,000 requests, and an in-process breakdown
-of one request (validation, snapshot arrays, featurize, model, explanation) that says where the
-time above the floor goes.
+a ratio to the floor's p50 (for the batch: the floor echoing the same 1,000-snapshot body), the
+service's RSS every 1,000 requests, and an in-process breakdown of one request (validation,
+snapshot arrays, featurize, model, explanation) and of one batch of 1,000 (JSON, validation,
+snapshot arrays, featurize, model, answer) that says where the time above the floor goes.
 
 Payloads: random multi-network snapshots (`serving.samples`) and, when `../shared` is there, the
 real Twitter accounts of the PeerIndex sample. The model: $INFLUENCE_BUNDLE_DIR, else
@@ -145,39 +146,61 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"worker_mb": round(worker / 2**20, 1), "total_mb": round(total / 2**20, 1)}
 
 
-def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], n: int = 300) -> dict:
-    """Median milliseconds of each step of one /score request, in this process."""
+def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], batch: list[dict[str, Any]],
+                         n: int = 300) -> dict:
+    """Median milliseconds of each step of one /score request and of one /score_batch of
+    `batch`, in this process, with the scorer the service loads (compiled trees when they can be
+    built)."""
+    from pydantic_core import to_json
+
     from features.featurize import featurize_matrix
     from features.snapshot import SignalSnapshot, snapshots_to_arrays
-    from serving.contracts import ScoreRequest
-    from serving.scorer import Scorer, model_windows
-    from training.bundle import ModelBundle
+    from serving.contracts import BatchRequest, ScoreRequest
+    from serving.scorer import load_scorer
+    from serving.service import batch_payload, parse_items
+    from serving.settings import ServingSettings
 
-    bundle = ModelBundle.load(bundle_dir)
-    scorer = Scorer(bundle, model_windows(bundle))
-    body = {"snapshot": snapshot, "explain": False}
+    scorer = load_scorer(ServingSettings(INFLUENCE_BUNDLE_DIR=str(bundle_dir)))
+    bundle = scorer.bundle
+    body = to_json({"snapshot": snapshot, "explain": False})
     parsed = [SignalSnapshot.model_validate(snapshot)]
     arrays = snapshots_to_arrays(parsed, scorer.windows)
     matrix = featurize_matrix(arrays, scorer.windows)
+    batch_body = to_json({"snapshots": batch, "explain": False})
+    items = BatchRequest.model_validate_json(batch_body).snapshots
+    valid = parse_items(items)
+    batch_arrays = snapshots_to_arrays(valid, scorer.windows)
+    batch_matrix = featurize_matrix(batch_arrays, scorer.windows)
+    rows = scorer.score_rows(valid)
     steps: dict[str, Callable[[], Any]] = {
-        "validate_request": lambda: ScoreRequest.model_validate(body),
+        "validate_request": lambda: ScoreRequest.model_validate_json(body),
         "snapshot_arrays": lambda: snapshots_to_arrays(parsed, scorer.windows),
         "featurize_matrix": lambda: featurize_matrix(arrays, scorer.windows),
-        "model_score": lambda: bundle.score(matrix),
-        "scorer_total_no_explain": lambda: scorer.score(parsed, explain=False),
+        "model_score": lambda: bundle.score_columns(matrix),
+        "scorer_total_no_explain": lambda: scorer.score_rows(parsed),
         "model_explain_treeshap": lambda: bundle.explain(matrix),
         "scorer_total_explain_tips": lambda: scorer.score(parsed, explain=True),
+        "batch_parse_json": lambda: BatchRequest.model_validate_json(batch_body),
+        "batch_validate_snapshots": lambda: parse_items(items),
+        "batch_snapshot_arrays": lambda: snapshots_to_arrays(valid, scorer.windows),
+        "batch_featurize_matrix": lambda: featurize_matrix(batch_arrays, scorer.windows),
+        "batch_model_score": lambda: bundle.score_columns(batch_matrix, len(os.sched_getaffinity(0))),
+        "batch_scorer_total": lambda: scorer.score_rows(valid),
+        "batch_answer_json": lambda: to_json(batch_payload(valid, rows, scorer.model_version)),
     }
     out = {}
     for name, step in steps.items():
         times = []
-        for _ in range(n if "explain" not in name else n // 5):
+        repeats = n // 5 if "explain" in name else n // 20 if name.startswith("batch") else n
+        for _ in range(repeats):
             started = time.perf_counter()
             step()
             times.append(time.perf_counter() - started)
         out[f"{name}_ms"] = round(statistics.median(times) * 1e3, 3)
     out["features"] = len(bundle.feature_names)
     out["trees"] = bundle.booster.num_trees()
+    out["compiled_trees"] = bundle.compiled_trees is not None
+    out["batch_size"] = len(batch)
     return out
 
 
@@ -283,7 +306,8 @@ def run(work_dir: Path = Path("data/bench")) -> dict:
     bodies = payloads()
     result: dict[str, Any] = {"model": source, "targets": TARGETS, "cpus": os.cpu_count(),
                               "load_average_before": [round(x, 2) for x in os.getloadavg()]}
-    result["in_process"] = in_process_breakdown(bundle_dir, bodies[len(bodies) // 2])
+    result["in_process"] = in_process_breakdown(bundle_dir, bodies[len(bodies) // 2],
+                                                (bodies * 3)[:1000])
     result.update(measure(bundle_dir, logs))
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["verdicts"] = verdicts(result)
