@@ -1,11 +1,12 @@
-"""The model's trees compiled to C for the batch path: same model, same numbers, 3x the speed.
+"""The model's trees compiled to C for bulk and request scoring: same model, same numbers, 3x the speed.
 
 LightGBM walks its trees through generic node arrays (~86 ns per row and tree here); treelite
 turns the booster into C source (one branchy function per tree, thresholds as constants) and
 the system C compiler builds it, with a small row loop of ours, into a shared library called
 through ctypes (which releases the GIL: two threads, two cores): ~27 ns per row and tree,
-bit-identical outputs. Daily scoring predicts every user every day, so it uses the compiled
-trees; the HTTP service scores on LightGBM.
+bit-identical outputs. Daily scoring (every user every day) and the HTTP service's scores use
+them (`serving.scorer`; `INFLUENCE_COMPILED_TREES=false` keeps LightGBM there); explanations
+(TreeSHAP) stay on LightGBM.
 
     trees = compile_trees(bundle.booster)   # None when it can't be used: keep LightGBM
     trees.predict(x)                        # == bundle.booster.predict(x), exactly
