@@ -310,7 +310,15 @@ class Grid(_Signals):
 
 
 def log1p(x: np.ndarray) -> np.ndarray:
-    return np.log1p(np.maximum(x, 0.0))
+    """log(1 + max(x, 0)), NaN where x is: the NaNs put back after the log, not fed to it
+    (numpy's vectorised log1p leaves its fast path on NaN: ~25% of featurize's logs)."""
+    out = np.array(x, dtype=np.float64)
+    unknown = np.isnan(out)
+    np.fmax(out, 0.0, out=out)  # NaN -> 0.0
+    np.log1p(out, out=out)
+    if unknown.any():
+        out[unknown] = np.nan
+    return out if out.ndim else out[()]
 
 
 def signed_log1p(x: np.ndarray) -> np.ndarray:

@@ -451,14 +451,11 @@ class SnapshotArrays:
             raise ValueError(
                 f"unknown network(s) {sorted(unknown)}; allowed: {', '.join(NETWORKS)}"
             )
-        keys = frame.select("user_id", "as_of").unique(maintain_order=True).with_row_index("_key")
-        key_index = frame.select("user_id", "as_of").join(
-            keys, on=["user_id", "as_of"], how="left", nulls_equal=True, maintain_order="left"
-        )["_key"]
+        key_index, keys = _key_index(frame)
         return cls(
             user_id=frame["user_id"].to_list(),
-            as_of=frame["as_of"].to_list(),
-            key_index=key_index.to_numpy().astype(np.int64),
+            as_of=_as_list(frame["as_of"]),
+            key_index=key_index,
             keys=list(zip(keys["user_id"].to_list(), keys["as_of"].to_list())),
             network=frame["network"]
             .replace_strict(NETWORK_INDEX, return_dtype=pl.Int64)
@@ -536,6 +533,33 @@ class SnapshotArrays:
             self.values, schema=list(SIGNAL_COLUMNS), orient="row", nan_to_null=True
         )
         return pl.DataFrame(columns).hstack(signals)
+
+
+def _key_index(frame: pl.DataFrame) -> tuple[np.ndarray, pl.DataFrame]:
+    """Each row's (user_id, as_of) numbered 0.. in first-seen order, and those keys. Rows grouped
+    by key (the builder writes them so): the runs are the keys, no join."""
+    pair = frame.select("user_id", "as_of")
+    keys = pair.unique(maintain_order=True)
+    runs = pair.select(pl.struct("user_id", "as_of").rle_id())["user_id"]
+    if frame.height == 0 or int(runs[-1]) + 1 == keys.height:
+        return runs.to_numpy().astype(np.int64), keys
+    index = pair.join(
+        keys.with_row_index("_key"), on=["user_id", "as_of"], how="left", nulls_equal=True,
+        maintain_order="left",
+    )["_key"]
+    return index.to_numpy().astype(np.int64), keys
+
+
+def _as_list(column: pl.Series) -> list:
+    """column.to_list(), the same objects: a column of a few distinct values (the as-of dates of
+    a day's snapshots) built from those few instead of one Python object per row."""
+    distinct = column.unique()
+    if len(distinct) == 1:
+        return [distinct[0]] * len(column)
+    if len(distinct) > 64:
+        return column.to_list()
+    lookup = dict(zip(distinct.to_physical().to_list(), distinct.to_list()))
+    return [lookup[code] for code in column.to_physical().to_list()]
 
 
 def _snapshot_keys(snapshots: Sequence[SignalSnapshot]) -> list[str]:

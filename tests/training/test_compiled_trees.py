@@ -87,3 +87,21 @@ def test_without_a_compiler_lightgbm_stays_the_predictor(bundle, tmp_path, monke
         assert compile_trees(bundle.booster, tmp_path / "cache") is None
     assert "no C compiler" in caplog.text
     assert not list(tmp_path.rglob("*.so"))
+
+
+def test_rows_are_read_in_place_from_a_wider_matrix(bundle, features, tmp_path):
+    """featurize's matrix is a view (a scratch column dropped): its rows are read where they
+    are, through the model's column positions."""
+    trees = compile_trees(bundle.booster, tmp_path)
+    x = bundle.matrix(features)
+    wide = np.full((len(x), x.shape[1] + 7), -5.0)
+    wide[:, 3 : 3 + x.shape[1]] = x
+    view = wide[:, :-2]
+    assert not view.flags["C_CONTIGUOUS"]
+    columns = np.arange(3, 3 + x.shape[1])
+    expected = bundle.booster.predict(x, num_threads=1)
+    assert np.array_equal(trees.predict(view, columns), expected)
+    assert np.array_equal(trees.predict(wide[::2], columns), expected[::2])  # every other row
+    assert np.array_equal(trees.predict(np.asfortranarray(x)), expected)  # copied, same numbers
+    with pytest.raises(ValueError, match="model columns"):
+        trees.predict(view, columns[:-1])
