@@ -22,12 +22,13 @@
   so `time_ratio` / `interactions_ratio` shows how time grows with the data;
 - featurize alone on 1 and 1,000 snapshots (the serving path's share).
 
-Why the issue's 8x is out of reach (default world, 11.0M interactions read, a quiet moment of
-this 2-core machine, best of 5): the floor takes 0.068 s wall; reading the six columns 0.185 s
-(2.7x); one pass grouping them by (network, target, actor), which distinct engagers,
-reciprocity and the engagement graph need, 1.47 s (21x) on its own, and one by
-(network, actor, day), which selectivity and active days need, 0.74 s (11x). The pipeline does
-those and PageRank (10 passes over 3.8M edges), featurize (20,000 x 910) and the writes.
+Why the issue's 8x is out of reach (make bench, 2026-11-26, default world, 11.0M interactions
+read): the floor takes 0.072 s wall; reading the six columns 0.204 s (2.8x); one pass grouping
+them by (network, target, actor), which distinct engagers, reciprocity and the engagement graph
+need, 0.79 s (11x) on its own, 0.48 s (6.6x) even with the three packed into one Int64 key; one
+by (network, actor, day), which selectivity and active days need, 0.33 s (4.6x) packed. The two
+packed passes alone are 11.2x; the pipeline also runs PageRank (10 passes over 3.8M edges),
+featurize (20,000 x 910) and the writes.
 
 Each measurement runs in a fresh subprocess (its own peak RSS) and takes the best of `repeats`
 runs: the machine is shared, and the best run is the least disturbed one. CPU seconds are
