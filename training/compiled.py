@@ -195,9 +195,9 @@ def _compiled(booster: lgb.Booster, directory: Path) -> CompiledTrees:
 
 
 def _build(booster: lgb.Booster, folder: Path, compiler: str, name: str) -> Path:
-    """treelite's C source of the trees (thresholds quantized to bins), its missing test
-    patched, plus our row loop, compiled (one gcc per file, on every core) and linked into
-    folder/name."""
+    """treelite's C source of the trees (thresholds as bins) with its binning loop switched
+    off, plus our row loop (which bins), compiled (one gcc per file, on every core) and linked
+    into folder/name."""
     import tl2cgen
     import treelite
 
