@@ -90,9 +90,9 @@ def parse_items(items: Sequence[Any]) -> list[SignalSnapshot | list[FieldError]]
 
 
 def release_free_memory() -> None:
-    """Give the heap pages freed since start-up back to the OS. Loading the model leaves ~20 MB
-    of them (mostly the compiled trees' proof, which reads LightGBM's trees into a pandas
-    frame), which glibc keeps mapped otherwise. Not glibc: nothing to do."""
+    """Give the heap pages freed since start-up back to the OS. Loading the model (its text
+    parsed, the compiled trees built or loaded and proven) leaves ~13 MB of them, which glibc
+    keeps mapped otherwise. Not glibc: nothing to do."""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

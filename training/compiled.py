@@ -255,12 +255,17 @@ def probe_matrix(booster: lgb.Booster, rows: int = PROBE_ROWS, seed: int = 0) ->
 
 
 def _thresholds(booster: lgb.Booster) -> dict[int, np.ndarray]:
-    frame = booster.trees_to_dataframe()
-    splits = frame[frame["split_feature"].notna()]
-    index = {name: i for i, name in enumerate(booster.feature_name())}
+    """Each split feature's thresholds, sorted, read from the model text (each tree's
+    `split_feature=` and `threshold=` lines, position by position)."""
     out: dict[int, list[float]] = {}
-    for name, threshold in zip(splits["split_feature"], splits["threshold"]):
-        out.setdefault(index[name], []).append(float(threshold))
+    features: list[int] = []
+    for line in booster.model_to_string(num_iteration=-1).splitlines():
+        if line.startswith("split_feature="):
+            features = [int(v) for v in line.split("=", 1)[1].split()]
+        elif line.startswith("threshold=") and features:
+            for feature, threshold in zip(features, line.split("=", 1)[1].split(), strict=True):
+                out.setdefault(feature, []).append(float(threshold))
+            features = []
     return {j: np.unique(np.asarray(v)) for j, v in out.items()}
 
 
