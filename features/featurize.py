@@ -1268,15 +1268,8 @@ def _compute_into(
 
 def _user_index(arrays: SnapshotArrays) -> tuple[np.ndarray, list[tuple[str, date | None]]]:
     """Each row's (user_id, as_of) as 0.. in first-seen order, and those keys."""
-    if arrays.key_index is not None:
-        return arrays.key_index, arrays.keys
-    index: dict[tuple[str, date | None], int] = {}
-    users = np.fromiter(
-        (index.setdefault(key, len(index)) for key in zip(arrays.user_id, arrays.as_of)),
-        dtype=np.int64,
-        count=len(arrays),
-    )
-    return users, list(index)
+    keyed = arrays.with_keys()
+    return keyed.key_index, keyed.keys
 
 
 def featurize_matrix(
