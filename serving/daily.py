@@ -336,8 +336,8 @@ def _timed(seconds: dict[str, float], name: str, started: float) -> float:
 
 
 BULK_THREADS = 2
-"""Workers of the batch path (each scores its own parts of the day with one LightGBM thread);
-the service's per-request path keeps the bundle's one thread."""
+"""Workers of the batch path, each scoring its own parts of the day on one thread (compiled
+trees, else LightGBM); also the LightGBM threads of compare-models' bulk predicts."""
 PART_USERS = 1024
 """Users per part of the batch path: big enough that numpy and the compiled trees work in long
 calls (which release the GIL, so two workers use two cores), small enough that a part's
