@@ -6,20 +6,22 @@ Layout read and written:
     <raw|clean>/{profiles,posts,interactions}/date=YYYY-MM-DD/part-N.parquet
     <rejects>/<table>.parquet          every rejected row, its columns + reject_reason
 
-Clean tables and rejects are written to hidden sibling folders first and renamed into place
-only once every table is written, counted and checked, so a crash never leaves a half-written
-clean folder behind.
+Every raw file is checked first (`features.parquet_check`: each page decoded, its checksum
+verified where the writer stored one, the values held against the footer), so a corrupt,
+truncated or garbled file is an error naming that file, never rows read "without complaint".
+
+Clean tables and rejects are written to temporary folders (`influence.publish`) and swapped in
+only once every table is written, counted, checked, and under the reject threshold: a run that
+fails for any reason publishes nothing, and the previous clean tables and rejects stay exactly
+as they were. A run that fails the threshold keeps its rejects apart, in `<rejects>.failed`, for
+the operator to look at.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -28,6 +30,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from features.parquet_check import CorruptFile, check_files
 from features.raw_schema import PARTITIONED_BY_DATE, RAW_TABLES
 from features.validate import (
     REASONS_BY_TABLE,
@@ -38,6 +41,7 @@ from features.validate import (
     flag_posts,
     flag_profiles,
 )
+from influence import publish
 
 TABLE_ORDER = ("accounts", "profiles", "posts", "interactions")
 """Referenced tables first: cross-table rules check against the accepted rows written before."""
@@ -53,12 +57,28 @@ class CleanSchemaError(Exception):
     """Accepted rows failed the pandera model: a bug in the rules, never a data problem."""
 
 
+class RejectShareExceeded(Exception):
+    """Some table's rejected share passed the threshold: nothing was published."""
+
+    def __init__(self, reports: dict, failing: list[str], threshold: float, kept: Path):
+        shares = ", ".join(f"{t} {reports[t].reject_share:.2%}" for t in failing)
+        super().__init__(
+            f"rejected share above {threshold:.2%} in {shares}; the previous clean tables are "
+            f"unchanged, this run's rejects are in {kept}"
+        )
+        self.reports, self.failing, self.threshold, self.kept = reports, failing, threshold, kept
+
+
 @dataclass(frozen=True)
 class TableReport:
     rows_in: int
     accepted: int
     rejected: int
     reasons: dict[str, int] = field(default_factory=dict)
+    files: int = 0
+    checksummed_files: int = 0
+    """Raw files whose every page carries a checksum (verified); in the others a garbled byte
+    is caught only where it breaks decoding or contradicts the footer statistics."""
 
     @property
     def reject_share(self) -> float:
@@ -168,6 +188,27 @@ def scan_raw(root: Path, table: str) -> tuple[pl.LazyFrame, int]:
     expected = expected_schema(table)
     scans = [_scan_file(table, f, expected) for f in raw_files(root, table)]
     return pl.concat([frame for frame, _ in scans], how="vertical"), sum(n for _, n in scans)
+
+
+def verify_raw(root: Path, table: str) -> tuple[int, int]:
+    """Check every raw file of the table byte by byte (`features.parquet_check`): (files, files
+    with page checksums). RawInputError names the first corrupt file."""
+    try:
+        checks = check_files([f.path for f in raw_files(root, table)])
+    except CorruptFile as error:
+        raise RawInputError(f"table {table}: {error}") from None
+    return len(checks), sum(c.checksummed for c in checks)
+
+
+def _culprit(root: Path, table: str) -> str:
+    """The raw file polars fails to read on its own, to name it when the whole scan failed."""
+    expected = expected_schema(table)
+    for raw in raw_files(root, table):
+        try:
+            _scan_file(table, raw, expected)[0].collect()
+        except pl.exceptions.PolarsError as error:
+            return f" (reading {raw.path} fails: {str(error).splitlines()[0]})"
+    return ""
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -286,34 +327,8 @@ def check_clean(paths: list[Path], table: str) -> None:
         ) from None
 
 
-@contextmanager
-def staged_dir(final: Path) -> Iterator[Path]:
-    """A hidden sibling of `final` to write into; renamed over `final` only if the block ends
-    without error, removed otherwise."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
-    tmp = final.with_name(f".{final.name}.tmp-{token}")
-    tmp.mkdir()
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def publish(tmp: Path, final: Path) -> None:
-    old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-    if final.exists():
-        final.rename(old)
-    tmp.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
+    publish.write_json(path, payload)
 
 
 # --- the stage -----------------------------------------------------------------------------------
@@ -336,15 +351,21 @@ def _flag(table: str, raw_frame: pl.LazyFrame, clean: Path, now: datetime) -> pl
 
 def validate_table(table: str, raw: Path, clean: Path, rejects: Path, now: datetime) -> TableReport:
     """Validate one table into the (staging) clean and rejects folders and count the outcome."""
+    files, checksummed = verify_raw(raw, table)
     raw_frame, rows_in = scan_raw(raw, table)
     rejects_file = rejects / f"{table}.parquet"
     try:
         _sink_split(_flag(table, raw_frame, clean, now), table, clean)
         _gather_rejects(clean, table, rejects_file)
     except pl.exceptions.PolarsError as error:
-        raise RawInputError(f"table {table}: reading or validating failed: {error}") from None
+        raise RawInputError(
+            f"table {table}: reading or validating failed: {error}{_culprit(raw, table)}"
+        ) from None
     reasons = reason_counts(rejects_file, table)
-    report = TableReport(rows_in, count_rows(clean / table), sum(reasons.values()), reasons)
+    accepted = count_rows(clean / table)
+    report = TableReport(
+        rows_in, accepted, sum(reasons.values()), reasons, files=files, checksummed_files=checksummed
+    )
     if report.accepted + report.rejected != report.rows_in:
         raise AssertionError(
             f"table {table}: {report.rows_in} rows in but {report.accepted} accepted + "
@@ -353,17 +374,25 @@ def validate_table(table: str, raw: Path, clean: Path, rejects: Path, now: datet
     return report
 
 
+def failed_rejects_dir(rejects: Path) -> Path:
+    """Where a run that failed the threshold leaves its rejects."""
+    return rejects.with_name(f"{rejects.name}.failed")
+
+
 def run_validation(
     raw: Path,
     clean: Path,
     rejects: Path,
     now: datetime,
     on_progress: Progress = lambda description, completed, total: None,
+    max_reject_share: float = 1.0,
 ) -> dict[str, TableReport]:
     """Validate every table of `raw`, check the accepted rows against the pandera models, then
-    publish `clean` and `rejects` atomically. `now` is the naive-UTC reference time."""
+    publish `clean` and `rejects` atomically, unless a table's rejected share passes
+    `max_reject_share` (RejectShareExceeded: its rejects go to `failed_rejects_dir`, nothing
+    else is written). `now` is the naive-UTC reference time."""
     reports: dict[str, TableReport] = {}
-    with staged_dir(clean) as clean_tmp, staged_dir(rejects) as rejects_tmp:
+    with publish.publishing_dir(clean) as clean_tmp, publish.publishing_dir(rejects) as rejects_tmp:
         for done, table in enumerate(TABLE_ORDER):
             on_progress(f"validating {table}", done, len(TABLE_ORDER))
             reports[table] = validate_table(table, raw, clean_tmp, rejects_tmp, now)
@@ -373,9 +402,14 @@ def run_validation(
         for checked, (table, batch) in enumerate(batches):
             on_progress(f"checking accepted {table} (pandera)", checked, total)
             check_clean(batch, table)
+        failing = over_threshold(reports, max_reject_share)
+        if failing:
+            kept = failed_rejects_dir(rejects)
+            with publish.publishing_dir(kept) as kept_tmp:
+                for table_file in rejects_tmp.iterdir():
+                    table_file.rename(kept_tmp / table_file.name)
+            raise RejectShareExceeded(reports, failing, max_reject_share, kept)
         on_progress("publishing", total, total)
-        publish(clean_tmp, clean)
-        publish(rejects_tmp, rejects)
     return reports
 
 

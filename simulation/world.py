@@ -1,17 +1,16 @@
 """Build a world and stream it to disk day by day, atomically.
 
 `build_world` and `iter_days` are pure (config in, arrays out); `write_world` is the only I/O:
-it writes every chunk into temporary folders next to the targets and renames them into place at
-the end, so a crash never leaves half a world behind.
+it writes every chunk into temporary folders next to the targets and swaps them in at the end
+(`influence.publish`), so a crash never leaves half a world behind. Files carry page checksums,
+as a careful exporter's do, so a byte garbled on the way is detected by readers that verify them.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from features.raw_schema import RAW_TABLES
+from influence.publish import publishing_dir, write_parquet_file
 from simulation import truth as T
 from simulation.config import WorldConfig
 from simulation.corrupt import corrupt
@@ -69,28 +69,14 @@ def _partition(root: Path, table: str, day) -> Path:
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(path, compression="zstd", statistics=True)
+    write_parquet_file(frame, path, compression="zstd")
 
 
 @contextmanager
 def atomic_dirs(*targets: Path) -> Iterator[list[Path]]:
-    """Temporary folders next to each target, renamed onto the targets only on success."""
-    tmps = [t.parent / f".{t.name}.tmp-{os.getpid()}" for t in targets]
-    for tmp in tmps:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    try:
-        yield tmps
-    except BaseException:
-        for tmp in tmps:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    for tmp, target in zip(tmps, targets):
-        old = target.parent / f".{target.name}.old-{os.getpid()}"
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
+    """Temporary folders next to each target, swapped onto the targets only on success."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(publishing_dir(target)) for target in targets]
 
 
 def write_world(

@@ -322,8 +322,13 @@ def test_threshold_sets_the_exit_code(tmp_path: Path, max_share: float, exit_cod
     assert result.exit_code == exit_code, result.output
     if exit_code:
         assert "interactions" in result.output and "rejected share" in result.output
-    report = json.loads((tmp_path / "reports" / "validate.json").read_text())
+    # a failed run publishes nothing: its report and rejects are kept apart
+    name = "validate.failed.json" if exit_code else "validate.json"
+    report = json.loads((tmp_path / "reports" / name).read_text())
     assert report["passed"] is (exit_code == 0)
+    assert (tmp_path / "reports" / "validate.json").exists() is (exit_code == 0)
+    assert (tmp_path / "clean").exists() is (exit_code == 0)
+    assert (tmp_path / "rejects.failed" / "interactions.parquet").exists() is bool(exit_code)
 
 
 def test_a_clean_world_passes_a_zero_threshold(tmp_path: Path) -> None:
@@ -384,7 +389,7 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     raw = write_raw(tiny_world(), tmp_path / "raw")
     broken = raw / "posts" / "date=2026-03-02" / "part-0.parquet"
     broken.write_bytes(b"not parquet at all")
-    with pytest.raises(RawInputError, match=r"table posts: cannot read .*part-0.parquet"):
+    with pytest.raises(RawInputError, match=r"table posts: .*part-0.parquet is corrupt: unreadable footer"):
         run_validation(raw, tmp_path / "clean", tmp_path / "rejects", NOW)
 
 
