@@ -35,28 +35,21 @@ def _load_data(features_dir: Path, params):
 
 
 def save_bundle(bundle, directory: Path, reference=None) -> Path:
-    """Write the bundle (and its reference population) next to `directory`, then swap it in,
-    so a reader never sees half a model."""
-    import os
-    import shutil
+    """Write the bundle (and its reference population) beside `directory`, then swap it in
+    (influence.publish), so a reader never sees half a model."""
+    from influence.publish import publishing_dir
 
-    directory = Path(directory)
-    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    bundle.save(tmp)
-    if reference is not None:
-        reference.write_parquet(tmp / REFERENCE_FILE)
-    old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-    if directory.exists():
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    shutil.rmtree(old, ignore_errors=True)
-    return directory
+    with publishing_dir(Path(directory)) as tmp:
+        bundle.save(tmp)
+        if reference is not None:
+            reference.write_parquet(tmp / REFERENCE_FILE)
+    return Path(directory)
 
 
 def write_metrics(metrics: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    from influence.publish import write_json
+
+    write_json(path, metrics, indent=2, sort_keys=True)
 
 
 Features = Annotated[

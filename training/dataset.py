@@ -15,7 +15,6 @@ Splits:
 from __future__ import annotations
 
 import hashlib
-import os
 import zlib
 from dataclasses import dataclass
 from datetime import date
@@ -134,11 +133,8 @@ def reference_snapshots(path: Path, snapshots: pl.DataFrame | None) -> tuple[pl.
 
 
 def write_parquet_atomically(frame: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    from influence.publish import publishing_file
+
+    with publishing_file(path) as tmp:
         frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -149,9 +149,9 @@ def register(
 
 
 def write_report(registered: Registered, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(registered.as_dict(), indent=1, default=str) + "\n")
-    return path
+    from influence.publish import write_json
+
+    return write_json(path, registered.as_dict(), indent=1, default=str)
 
 
 # --- files -> register -------------------------------------------------------------------------
@@ -225,22 +225,25 @@ def run_register(
     metrics = json.loads(paths.metrics.read_text())
     table = pl.scan_parquet(paths.train_table)
     test = test_rows(table, params.train.test_dates)
+    from influence.publish import publishing_dir
+
     reference = featurize(pl.read_parquet(paths.reference), tuple(params.features.windows))
-    inputs = RunInputs(
-        bundle=bundle,
-        metrics=metrics,
-        params=all_params,
-        data_paths=tuple(p for p in (paths.train_table, paths.reference) if p.exists()),
-        reference=reference,
-        population=test,
-        training_table=table,
-        plots_dir=paths.plots,
-        shap_sample=params.register_.shap_sample,
-        seed=params.base.seed,
-    )
-    champion_metrics = champion_metrics or champion_on_test(params, paths.truth)
-    registered = register(
-        inputs, gate_rules(params.register_), settings, champion_metrics, test_data=test
-    )
+    with publishing_dir(paths.plots) as plots:  # the plots replace the last ones only on success
+        inputs = RunInputs(
+            bundle=bundle,
+            metrics=metrics,
+            params=all_params,
+            data_paths=tuple(p for p in (paths.train_table, paths.reference) if p.exists()),
+            reference=reference,
+            population=test,
+            training_table=table,
+            plots_dir=plots,
+            shap_sample=params.register_.shap_sample,
+            seed=params.base.seed,
+        )
+        champion_metrics = champion_metrics or champion_on_test(params, paths.truth)
+        registered = register(
+            inputs, gate_rules(params.register_), settings, champion_metrics, test_data=test
+        )
     write_report(registered, paths.report)
     return registered
