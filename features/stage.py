@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
@@ -136,7 +135,11 @@ def training_dates(root: Path, params: Params) -> list[date]:
 
 
 def _temporary(final: Path) -> Path:
-    return final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}")
+    """A temporary beside `final` named by this process; those of killed runs go first."""
+    from influence.publish import clean_stale, temp_path
+
+    clean_stale(final)
+    return temp_path(final)
 
 
 def write_parquet_atomically(frame: pl.DataFrame, path: Path) -> Path:
