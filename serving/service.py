@@ -56,7 +56,7 @@ from features.snapshot import SignalSnapshot
 from serving.contracts import BatchRequest, BatchResponse, ScoreRequest, ScoreResponse, ScoreResult
 from serving.errors import FieldError, field_errors
 from serving.guard import RequestGuard, install_request_timeout
-from serving.history import lookup_app
+from serving.history_api import lookup_app
 from serving.scorer import load_scorer
 from serving.settings import REQUEST_TIMEOUT_S, ServingSettings
 

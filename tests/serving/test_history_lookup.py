@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from historybuild import history_rows
 
-from serving.history import DayRun, HistoryStore, lookup_app, score_delta, user_score, user_series
+from serving.history import DayRun, HistoryStore
+from serving.history_api import lookup_app, score_delta, user_score, user_series
 
 LATEST = date(2026, 10, 31)
 

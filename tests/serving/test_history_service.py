@@ -62,7 +62,8 @@ def test_the_api_key_guards_the_lookups_too(store_path: Path):
     from starlette.routing import Mount
 
     from serving.guard import RequestGuard
-    from serving.history import HistoryStore, lookup_app
+    from serving.history import HistoryStore
+    from serving.history_api import lookup_app
     from serving.settings import ServingSettings
 
     app = Starlette(routes=[Mount("/users", app=lookup_app(lambda: HistoryStore(store_path)))])
