@@ -29,7 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.tracking import EXTRA_FILES_DIR, LGB_FLAVOR_FILE, METRIC_NAMES, TrackingSettings
+from training import tracking_store
+from training.model_logging import EXTRA_FILES_DIR, LGB_FLAVOR_FILE
+from training.run_report import METRIC_NAMES
+from training.tracking_store import TrackingSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -136,10 +139,7 @@ def gate(
 
 
 def _client(settings: TrackingSettings | None = None) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    settings = settings or TrackingSettings()
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return tracking_store.client(settings)
 
 
 def _now() -> str:
@@ -196,10 +196,23 @@ def crown(
     client.set_registered_model_alias(name, CHAMPION, version)
     if previous_version is not None:
         client.set_model_version_tag(name, previous_version, "dethroned_at", now)
+    if crowned_by != "gate":  # the gate's verdict is in the description already
+        replaced = f", replacing version {previous_version}" if previous_version else ""
+        note_on_version(
+            client, version, f"Made champion on purpose by `influence {crowned_by}` at {now}"
+            f"{replaced}.", name,
+        )
     challenger = version_by_alias(client, CHALLENGER, name)
     if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
     return previous_version
+
+
+def note_on_version(client: MlflowClient, version: str, text: str, name: str = MODEL_NAME) -> None:
+    """Add a paragraph to a version's description (its history in plain words)."""
+    current = client.get_model_version(name, str(version)).description or ""
+    described = f"{current}\n\n{text}" if current else text
+    client.update_model_version(name, str(version), description=described)
 
 
 def record_gate(
@@ -312,7 +325,7 @@ def bundle_dir_from_model(model_dir: Path, target: Path) -> Path:
 
 def load_bundle(uri: str, settings: TrackingSettings | None = None) -> ModelBundle:
     """Download the logged model at `uri` (`models:/name@alias`, `models:/name/3`, `models:/m-..`)
-    and rebuild its ModelBundle (see `training.tracking.log_model_bundle` for the layout)."""
+    and rebuild its ModelBundle (see `training.model_logging` for the layout)."""
     import mlflow
 
     from training.bundle import ModelBundle
