@@ -16,6 +16,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+BAR_COLOURS = ("tab:blue", "tab:grey", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 TARGET_MEAN = 40.0
 TARGET_P95 = 63.0
 
@@ -157,7 +158,7 @@ def baseline_figure(table: pd.DataFrame) -> Figure:
     for k, model in enumerate(models):
         values = table[model].to_numpy(dtype=float)
         bars = ax.bar(x + (k - (len(models) - 1) / 2) * width, values, width, label=model,
-                      color="tab:blue" if k == 0 else None, alpha=1.0 if k == 0 else 0.55)
+                      color=BAR_COLOURS[k % len(BAR_COLOURS)], alpha=1.0 if k == 0 else 0.6)
         ax.bar_label(bars, fmt="%.3f", fontsize=7, rotation=90, padding=2)
     ax.set_xticks(x, metrics)
     finite = table.to_numpy(dtype=float)

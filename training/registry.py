@@ -19,7 +19,6 @@ current champion and tags the version it leaves with `rolled_back_at`.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +42,15 @@ if TYPE_CHECKING:
 MODEL_NAME = "influence-score"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+
+REGISTERED_MODEL_DESCRIPTION = (
+    "Influence score 1-100: a LightGBM booster and its calibration (`training.bundle`). "
+    "`@champion` scores users (the HTTP service and daily scoring load it); `@challenger` is "
+    "the latest version that did not pass the gate, or a DVC experiment's model held back. "
+    "Each version's description says why. `influence promote --version N` and "
+    "`influence rollback` move `champion` on purpose."
+)
 
 
 class RegistryError(RuntimeError):
@@ -168,9 +176,7 @@ def register_version(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(
-            name, description="Influence score 1-100: LightGBM booster + calibration bundle."
-        )
+        client.create_registered_model(name, description=REGISTERED_MODEL_DESCRIPTION)
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     return client.create_model_version(
         name, source=model_uri, run_id=run_id, tags=dict(tags or {}), model_id=model_id
@@ -218,8 +224,9 @@ def note_on_version(client: MlflowClient, version: str, text: str, name: str = M
 def record_gate(
     client: MlflowClient, version: str, decision: GateDecision, name: str = MODEL_NAME
 ) -> None:
+    """`gate`: passed or failed. The reasons, in words, are the version's description
+    (`training.run_notes`); the whole decision is in the register stage's report."""
     client.set_model_version_tag(name, str(version), "gate", "passed" if decision.passed else "failed")
-    client.set_model_version_tag(name, str(version), "gate_report", json.dumps(decision.as_dict()))
 
 
 def hold_experiment(decision: GateDecision, experiment: str | None) -> GateDecision:

@@ -96,37 +96,43 @@ def data_sentence(data: DataFacts, metrics: Mapping[str, Any]) -> str:
     )
 
 
+def comparison_sentence(
+    decision: GateDecision, outcome: Outcome, rules: GateRules | None = None
+) -> str:
+    """How the new version compared with the champion it was measured against."""
+    if outcome.previous_champion is None or not decision.metric_deltas:
+        return ""
+    deltas = ", ".join(f"{k} {v:+.4f}" for k, v in decision.metric_deltas.items())
+    text = f"Against version {outcome.previous_champion}: {deltas}"
+    if decision.stability is not None:
+        bounds = (f" (allowed: {rules.stability_median_max} / {rules.stability_p99_max})"
+                  if rules else "")
+        text += (
+            f"; the reference population's scores move by a median of "
+            f"{decision.stability.median_abs_delta:.2f} points and a 99th percentile of "
+            f"{decision.stability.p99_abs_delta:.2f}{bounds}"
+        )
+    return text + "."
+
+
 def gate_sentence(
     decision: GateDecision, outcome: Outcome, rules: GateRules | None = None
 ) -> str:
     """The gate's verdict on one registered version, in plain words."""
     who = f"Version {outcome.version}"
+    compared = comparison_sentence(decision, outcome, rules)
     if outcome.alias == "champion":
-        if outcome.previous_champion is None or not decision.metric_deltas:
-            return f"{who} became **champion**: {'; '.join(decision.reasons)}."
-        deltas = ", ".join(f"{k} {v:+.4f}" for k, v in decision.metric_deltas.items())
-        stable = ""
-        if decision.stability is not None:
-            bounds = (f" (bounds {rules.stability_median_max} / {rules.stability_p99_max})"
-                      if rules else "")
-            stable = (
-                f"; on the reference population its scores differ from version "
-                f"{outcome.previous_champion}'s by a median of "
-                f"{decision.stability.median_abs_delta:.2f} points and a 99th percentile of "
-                f"{decision.stability.p99_abs_delta:.2f}{bounds}"
-            )
-        return (
-            f"{who} became **champion**, replacing version {outcome.previous_champion}: at "
-            f"least as good on every gate metric (change against it: {deltas}){stable}."
-        )
-    still = (f" version {outcome.previous_champion} stays champion"
-             if outcome.previous_champion else " there is no champion")
-    return (
-        f"{who} stays **challenger** ({still.strip()}). Why: "
-        + "; ".join(decision.reasons)
-        + ". `influence promote --version "
-        + f"{outcome.version}` makes it champion on purpose."
-    )
+        replaced = (f", replacing version {outcome.previous_champion}"
+                    if outcome.previous_champion else "")
+        return " ".join(filter(None, [
+            f"{who} became **champion**{replaced}: {'; '.join(decision.reasons)}.", compared]))
+    still = (f"version {outcome.previous_champion} stays champion"
+             if outcome.previous_champion else "there is no champion")
+    reasons = "; ".join(decision.reasons)
+    promote = ("" if "influence promote" in reasons else
+               f" `influence promote --version {outcome.version}` makes it champion on purpose.")
+    return " ".join(filter(None, [
+        f"{who} stays **challenger** ({still}). Why: {reasons}.{promote}", compared]))
 
 
 def run_description(

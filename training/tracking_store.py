@@ -8,7 +8,9 @@ store under a temp dir (the tests) keeps its artifacts there too.
 The experiment is tagged for classic model development (`mlflow.experimentKind`) and described,
 so the UI treats it as training runs rather than GenAI traces. MLflow 3.17's UI also has a
 sidebar switch (GenAI / Model training, remembered by the browser, GenAI at first): the links
-`ui_links` gives carry `workflowType=machine_learning`, so they open on the runs whatever it is.
+`runs_url` and the others carry `workflowType=machine_learning`, so they open on the runs
+whatever it is, and the runs table opens on a view of the headline metrics and params
+(`headline_view`, kept as an experiment tag: the UI's own "shared view").
 """
 
 from __future__ import annotations
@@ -107,6 +109,9 @@ def use_experiment(settings: TrackingSettings | None = None) -> str:
     for key, value in wanted.items():
         if key not in tags:  # a description edited in the UI stays as it was
             client(settings).set_experiment_tag(experiment_id, key, value)
+    view = headline_view()
+    if tags.get(SHARED_VIEW_TAG) != view:
+        client(settings).set_experiment_tag(experiment_id, SHARED_VIEW_TAG, view)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -114,11 +119,32 @@ def use_experiment(settings: TrackingSettings | None = None) -> str:
 # --- links into the UI -------------------------------------------------------------------------
 
 ML_WORKFLOW = "workflowType=machine_learning"
+VIEW_KEY = "headline"
+SHARED_VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+"""An experiment tag holding a view of the runs table, opened by `?viewStateShareKey=headline`
+(the UI's own "share view" mechanism): MLflow's default table shows no metric at all."""
+VIEW_METRICS = ("spearman_outcome", "spearman_latent", "pairwise_accuracy", "ndcg_100",
+                "stability_p99_abs_delta", "score_p95")
+VIEW_PARAMS = ("train.num_leaves", "train.learning_rate", "train.n_estimators",
+               "train.min_data_in_leaf")
+
+
+def headline_view() -> str:
+    """The runs table with the headline metrics and the params most often varied (JSON in the
+    UI's view-state format, MLflow 3.17)."""
+    columns = ["attributes.`Models`",
+               *(f"metrics.`{m}`" for m in VIEW_METRICS),
+               *(f"params.`{p}`" for p in VIEW_PARAMS)]
+    return json.dumps({
+        "searchFilter": "", "orderByKey": "attributes.start_time", "orderByAsc": False,
+        "startTime": "ALL", "lifecycleFilter": "Active", "datasetsFilter": [],
+        "modelVersionFilter": "All Runs", "selectedColumns": columns, "columnOrder": columns,
+    })
 
 
 def runs_url(experiment_id: str, base: str = DEFAULT_UI) -> str:
-    """The experiment's training-runs table."""
-    return f"{base}/#/experiments/{experiment_id}/runs?{ML_WORKFLOW}"
+    """The experiment's training-runs table, with the headline metrics and params as columns."""
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={VIEW_KEY}&{ML_WORKFLOW}"
 
 
 def compare_url(experiment_id: str, run_ids: Sequence[str], base: str = DEFAULT_UI) -> str:

@@ -101,6 +101,7 @@ def test_experiment_is_tagged_for_model_training_and_described():
     tags = mlflow.get_experiment(experiment_id).tags
     assert tags[EXPERIMENT_KIND_TAG] == CLASSIC_MODEL_DEVELOPMENT
     assert "Compare" in tags[NOTE_TAG]
+    assert "metrics.`spearman_outcome`" in tags["mlflow.sharedViewState.headline"]
     mlflow.MlflowClient().set_experiment_tag(experiment_id, NOTE_TAG, "my own words")
     use_experiment(TrackingSettings())  # an edited description is kept
     assert mlflow.get_experiment(experiment_id).tags[NOTE_TAG] == "my own words"
@@ -108,7 +109,7 @@ def test_experiment_is_tagged_for_model_training_and_described():
 
 def test_ui_links_open_on_training_runs():
     assert runs_url("3", "http://h:1") == (
-        "http://h:1/#/experiments/3/runs?workflowType=machine_learning")
+        "http://h:1/#/experiments/3/runs?viewStateShareKey=headline&workflowType=machine_learning")
     url = compare_url("3", ["a", "b"], "http://h:1")
     assert url.startswith("http://h:1/#/compare-runs?runs=%5B%22a%22%2C%22b%22%5D&experiments=")
     assert url.endswith("workflowType=machine_learning")
