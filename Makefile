@@ -65,14 +65,15 @@ mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5000 over the project's store 
 		--artifacts-destination ./mlartifacts --host 127.0.0.1 --port 5000 --workers 1
 
 # `dvc exp show` as a readable table: the headline metrics and only the params that differ
-# between the rows (--only-changed); every other column (other metrics, deps) is dropped.
-# Add columns with EXP_KEEP, e.g. make exp-show EXP_KEEP='score_p95|train\.seed'
+# between the rows (--only-changed); every other column (other metrics, deps) is dropped;
+# a Markdown table (--md), so a narrow terminal does not cut columns to "…".
+# Add columns with EXP_KEEP (a regex), e.g. make exp-show EXP_KEEP='score_p95|train\.seed'
 EXP_METRICS := spearman_outcome|spearman_latent|pairwise_accuracy|ndcg_100|stability_p99_abs_delta
 PARAM_SECTIONS := base|simulate|validate|features|labels|score_daily|train|calibrate|evaluate|register
-EXP_KEEP ?= $(EXP_METRICS)
+EXP_KEEP ?=
 exp-show: setup ## dvc exp show: headline metrics and the params that differ (EXP_KEEP adds columns)
-	$(BIN)/dvc exp show --no-pager --only-changed --precision 4 \
-		--drop '^(?!($(PARAM_SECTIONS))\.)' --keep '^(Experiment|Created|$(EXP_KEEP))$$'
+	$(BIN)/dvc exp show --no-pager --only-changed --md \
+		--drop '^(?!($(PARAM_SECTIONS))\.)' --keep '^(Experiment|Created|$(EXP_METRICS)$(if $(EXP_KEEP),|$(EXP_KEEP)))$$'
 
 lint: setup
 	$(BIN)/ruff check .
