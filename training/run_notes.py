@@ -91,7 +91,8 @@ def data_sentence(data: DataFacts, metrics: Mapping[str, Any]) -> str:
     dirty = " with uncommitted changes" if data.git_dirty else ""
     return (
         f"Data: {data.training_rows:,} training rows{test} (fingerprint "
-        f"`{data.data_fingerprint[:12]}`; reference population `{data.reference_fingerprint[:12]}`)."
+        f"`{data.data_fingerprint[:12]}`; reference population "
+        f"`{data.reference_fingerprint.removeprefix('sha256:')[:12]}`)."
         f" Code: git `{data.git_commit[:10]}`{dirty}{experiment}."
     )
 

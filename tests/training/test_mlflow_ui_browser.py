@@ -156,7 +156,7 @@ def test_mlflow_ui_compares_two_retrains_and_shows_the_champion(two_runs: TwoRun
         page.goto(f"{url}/#/experiments/{two_runs.experiment_id}/runs/{first.run.run_id}"
                   "?workflowType=machine_learning")
         expect(page.get_by_text("became champion").first).to_be_visible()
-        more = page.get_by_role("button", name="Show more")
+        more = page.get_by_text("Show more", exact=True)  # the description's table, unfolded
         if more.count():
             more.first.click()
         expect(page.get_by_text(described).first).to_be_visible()
