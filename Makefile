@@ -17,7 +17,7 @@ UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup run pipeline test test-slow bench serve backfill mlflow-ui lint clean
+.PHONY: help setup run pipeline test test-slow test-browser bench serve backfill mlflow-ui exp-show lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -53,11 +53,27 @@ backfill: pipeline ## score the last 31 days (score_daily.backfill_days) into th
 bench: setup ## speed and memory benchmarks; writes reports/bench.json
 	$(BIN)/python -m benchmarks.run
 
+test-browser: setup ## the browser test of the MLflow UI (headless Chromium); screenshots in reports/ui/
+	$(BIN)/pytest -m browser -q
+
 mlflow-ui: setup ## MLflow UI on http://127.0.0.1:5000 over the project's store (mlflow.db, mlartifacts/)
+	@# the links open on the training runs (MLflow 3's sidebar switch starts on GenAI otherwise)
+	@$(BIN)/influence runs --last 3 2>/dev/null || echo "no runs yet: make pipeline first"
 	@# no GenAI job runner (8 extra processes on a 2-core box); experiments and registry only
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
 	$(BIN)/mlflow ui --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///mlflow.db}" \
 		--artifacts-destination ./mlartifacts --host 127.0.0.1 --port 5000 --workers 1
+
+# `dvc exp show` as a readable table: the headline metrics and only the params that differ
+# between the rows (--only-changed); every other column (other metrics, deps) is dropped;
+# a Markdown table (--md), so a narrow terminal does not cut columns to "…".
+# Add columns with EXP_KEEP (a regex), e.g. make exp-show EXP_KEEP='score_p95|train\.seed'
+EXP_METRICS := spearman_outcome|spearman_latent|pairwise_accuracy|ndcg_100|stability_p99_abs_delta
+PARAM_SECTIONS := base|simulate|validate|features|labels|score_daily|train|calibrate|evaluate|register
+EXP_KEEP ?=
+exp-show: setup ## dvc exp show: headline metrics and the params that differ (EXP_KEEP adds columns)
+	$(BIN)/dvc exp show --no-pager --only-changed --md \
+		--drop '^(?!($(PARAM_SECTIONS))\.)' --keep '^(Experiment|Created|$(EXP_METRICS)$(if $(EXP_KEEP),|$(EXP_KEEP)))$$'
 
 lint: setup
 	$(BIN)/ruff check .

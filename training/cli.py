@@ -223,10 +223,41 @@ def register(
     )
     typer.echo(
         f"influence-score version {registered.version} -> {registered.alias} "
-        f"(run {registered.run.run_id}, {registered.run.model_uri})"
+        f"(run {registered.run.run_name!r} {registered.run.run_id}, {registered.run.model_uri})"
     )
     for reason in registered.decision.reasons:
         typer.echo(f"  gate: {reason}")
+    typer.echo("  compare it with the previous runs: `influence runs` (links into `make mlflow-ui`)")
+
+
+@app.command()
+def runs(
+    last: Annotated[int, typer.Option(help="how many of the latest model runs")] = 5,
+    compare: Annotated[int, typer.Option(help="runs in the Compare Runs link")] = 2,
+    ui: Annotated[str, typer.Option(help="the MLflow UI (make mlflow-ui)")] = "http://127.0.0.1:5000",
+) -> None:
+    """The latest model runs with their headline metrics, and links into the MLflow UI: the
+    runs table and Compare Runs of the newest `--compare` runs."""
+    from datetime import UTC, datetime
+
+    from training.run_report import METRIC_NAMES
+    from training.tracking_store import compare_url, model_url, recent_runs, runs_url
+
+    experiment_id, rows = recent_runs(last=last, metric_names=METRIC_NAMES)
+    typer.echo(f"{'started (UTC)':<17} {'run':<28} {'registered':<18}"
+               + "".join(f"{m:>18}" for m in METRIC_NAMES))
+    for row in rows:
+        started = datetime.fromtimestamp(row["started"] / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        cells = "".join(
+            f"{'-' if row[m] is None else format(row[m], '.4f'):>18}" for m in METRIC_NAMES
+        )
+        typer.echo(f"{started:<17} {row['name'][:27]:<28} {row['registered_as'] or '-':<18}{cells}")
+    typer.echo(f"runs:     {runs_url(experiment_id, ui)}")
+    if len(rows) >= 2 and compare >= 2:
+        typer.echo(f"compare:  {compare_url(experiment_id, [r['run_id'] for r in rows[:compare]], ui)}")
+    from training.registry import MODEL_NAME
+
+    typer.echo(f"registry: {model_url(MODEL_NAME, ui)}")
 
 
 @app.command()

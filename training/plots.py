@@ -1,6 +1,6 @@
 """Report figures of a trained model: pure functions from arrays to matplotlib Figures.
 
-Used by the MLflow run (`training.tracking`) and by `notebooks/model_report.ipynb`. Figures are
+Used by the MLflow run (`training.run_report`) and by `notebooks/model_report.ipynb`. Figures are
 built with the object-oriented API (`matplotlib.figure.Figure`, rendered by Agg on save), never
 through pyplot: no global figure state, no display needed, nothing to close.
 """
@@ -16,6 +16,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+BAR_COLOURS = ("tab:blue", "tab:grey", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 TARGET_MEAN = 40.0
 TARGET_P95 = 63.0
 
@@ -130,15 +131,40 @@ def group_contributions(contrib: pd.DataFrame, group_of: Mapping[str, str]) -> p
 
 def contribution_figure(points: pd.DataFrame, title: str, unit: str = "points") -> Figure:
     """Distribution of per-group contributions across users (one box per group), groups in
-    order of mean absolute contribution."""
+    order of mean absolute contribution. NaN means the user has no such group (a network not
+    linked): each box is drawn over the users who have it, their count beside its name."""
     order = points.abs().mean().sort_values(ascending=True).index
+    columns = [points[c].dropna().to_numpy(dtype=float) for c in order]
+    labels = [f"{c} (n={len(v):,})" for c, v in zip(order, columns, strict=True)]
     figure, ax = _figure(7.5, max(3.0, 0.4 * len(order) + 1))
-    ax.boxplot([points[c].to_numpy(dtype=float) for c in order], vert=False, showfliers=False,
-               tick_labels=list(order))
+    ax.boxplot([v if len(v) else np.zeros(1) for v in columns], vert=False, showfliers=False,
+               tick_labels=labels)
     ax.scatter(points[order].mean().to_numpy(), range(1, len(order) + 1), marker="D", s=14,
                color="tab:red", zorder=3, label="mean")
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel(f"contribution ({unit})")
     ax.set_title(title)
     ax.legend(fontsize=8)
+    return figure
+
+
+def baseline_figure(table: pd.DataFrame) -> Figure:
+    """The model against its baselines: one group of bars per metric (rows of `table`), one bar
+    per model (columns), the value written on each bar."""
+    metrics, models = list(table.index), list(table.columns)
+    width = 0.8 / max(len(models), 1)
+    figure, ax = _figure(8.0, 4.5)
+    x = np.arange(len(metrics))
+    for k, model in enumerate(models):
+        values = table[model].to_numpy(dtype=float)
+        bars = ax.bar(x + (k - (len(models) - 1) / 2) * width, values, width, label=model,
+                      color=BAR_COLOURS[k % len(BAR_COLOURS)], alpha=1.0 if k == 0 else 0.6)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7, rotation=90, padding=2)
+    ax.set_xticks(x, metrics)
+    finite = table.to_numpy(dtype=float)
+    low = float(np.nanmin(finite)) if np.isfinite(finite).any() else 0.0
+    ax.set_ylim(max(0.0, low - 0.1), 1.08)
+    ax.set_ylabel("test split (higher is better)")
+    ax.set_title("The model against its baselines")
+    ax.legend(fontsize=8, ncols=len(models), loc="upper center", bbox_to_anchor=(0.5, -0.1))
     return figure

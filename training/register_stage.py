@@ -8,20 +8,25 @@ Steps (`register`):
 3. measure it against the current champion on the same data: the gate metrics of both on the
    current test split, and the scores of the reference population under both (stability);
 4. `champion` if the gate passes (or there is no champion yet), else `challenger`;
-5. write the decision to `reports/registry.json`.
+5. the verdict in plain words: the run's description and the version's (`training.run_notes`);
+6. write the decision to `reports/registry.json`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training import registry
+from training.lineage import dvc_tags
 from training.registry import GateDecision, GateRules, Stability
-from training.tracking import LoggedRun, RunInputs, TrackingSettings, log_training_run
+from training.run_notes import Outcome, gate_sentence, run_description, version_description
+from training.tracking import LoggedRun, RunInputs, log_training_run
+from training.tracking_store import NOTE_TAG, TrackingSettings
 
 if TYPE_CHECKING:
     import polars as pl
@@ -117,16 +122,13 @@ def register(
     """Log, register, gate (see the module docstring). The decision is taken before the new
     version exists, so the champion it is measured against is the one before this run."""
     settings = settings or TrackingSettings()
-    import os
-
-    from training.tracking import dvc_tags
-
     decision = decide(
         inputs.bundle, inputs.metrics, inputs.reference, rules, settings,
         champion_metrics, test_data,
     )
+    experiment = dvc_tags(os.environ)
     if rules.hold_experiments:
-        decision = registry.hold_experiment(decision, dvc_tags(os.environ).get("dvc_experiment"))
+        decision = registry.hold_experiment(decision, experiment.get("dvc_experiment"))
 
     run = log_training_run(inputs, settings)
     client = registry._client(settings)
@@ -137,14 +139,33 @@ def register(
             run.run_id,
             tags={"bundle_version": inputs.bundle.version,
                   "reference_fingerprint": inputs.bundle.reference_fingerprint,
-                  **dvc_tags(os.environ)},
+                  **experiment},
         ).version
     )
     previous = registry.version_by_alias(client, registry.CHAMPION)
     alias = registry.apply_gate(client, version, decision)
-    return Registered(
+    registered = Registered(
         run, version, alias, decision,
         None if previous is None else str(previous.version),
+    )
+    describe(client, registered, inputs.metrics, rules)
+    return registered
+
+
+def describe(client, registered: Registered, metrics: Mapping[str, Any], rules: GateRules) -> None:
+    """The gate's verdict in plain words: on the run (its description and `gate`/`alias` tags)
+    and as the registered version's description."""
+    outcome = Outcome(registered.version, registered.alias, registered.previous_champion)
+    run = registered.run
+    verdict = gate_sentence(registered.decision, outcome, rules)
+    title = f"{run.run_name}: influence-score version {registered.version}, {registered.alias}"
+    if run.data is not None:
+        client.set_tag(run.run_id, NOTE_TAG, run_description(metrics, run.data, verdict, title))
+    client.set_tag(run.run_id, "gate", "passed" if registered.decision.passed else "failed")
+    client.set_tag(run.run_id, "registered_as", f"{registry.MODEL_NAME}/{registered.version}")
+    client.update_model_version(
+        registry.MODEL_NAME, registered.version,
+        description=version_description(registered.decision, outcome, metrics, run.run_name, rules),
     )
 
 

@@ -19,7 +19,6 @@ current champion and tags the version it leaves with `rolled_back_at`.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.tracking import EXTRA_FILES_DIR, LGB_FLAVOR_FILE, METRIC_NAMES, TrackingSettings
+from training import tracking_store
+from training.model_logging import EXTRA_FILES_DIR, LGB_FLAVOR_FILE
+from training.run_report import METRIC_NAMES
+from training.tracking_store import TrackingSettings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -40,6 +42,15 @@ if TYPE_CHECKING:
 MODEL_NAME = "influence-score"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+
+
+REGISTERED_MODEL_DESCRIPTION = (
+    "Influence score 1-100: a LightGBM booster and its calibration (`training.bundle`). "
+    "`@champion` scores users (the HTTP service and daily scoring load it); `@challenger` is "
+    "the latest version that did not pass the gate, or a DVC experiment's model held back. "
+    "Each version's description says why. `influence promote --version N` and "
+    "`influence rollback` move `champion` on purpose."
+)
 
 
 class RegistryError(RuntimeError):
@@ -136,10 +147,7 @@ def gate(
 
 
 def _client(settings: TrackingSettings | None = None) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    settings = settings or TrackingSettings()
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+    return tracking_store.client(settings)
 
 
 def _now() -> str:
@@ -168,9 +176,7 @@ def register_version(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(
-            name, description="Influence score 1-100: LightGBM booster + calibration bundle."
-        )
+        client.create_registered_model(name, description=REGISTERED_MODEL_DESCRIPTION)
     model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
     return client.create_model_version(
         name, source=model_uri, run_id=run_id, tags=dict(tags or {}), model_id=model_id
@@ -196,17 +202,31 @@ def crown(
     client.set_registered_model_alias(name, CHAMPION, version)
     if previous_version is not None:
         client.set_model_version_tag(name, previous_version, "dethroned_at", now)
+    if crowned_by != "gate":  # the gate's verdict is in the description already
+        replaced = f", replacing version {previous_version}" if previous_version else ""
+        note_on_version(
+            client, version, f"Made champion on purpose by `influence {crowned_by}` at {now}"
+            f"{replaced}.", name,
+        )
     challenger = version_by_alias(client, CHALLENGER, name)
     if challenger is not None and str(challenger.version) == version:
         client.delete_registered_model_alias(name, CHALLENGER)
     return previous_version
 
 
+def note_on_version(client: MlflowClient, version: str, text: str, name: str = MODEL_NAME) -> None:
+    """Add a paragraph to a version's description (its history in plain words)."""
+    current = client.get_model_version(name, str(version)).description or ""
+    described = f"{current}\n\n{text}" if current else text
+    client.update_model_version(name, str(version), description=described)
+
+
 def record_gate(
     client: MlflowClient, version: str, decision: GateDecision, name: str = MODEL_NAME
 ) -> None:
+    """`gate`: passed or failed. The reasons, in words, are the version's description
+    (`training.run_notes`); the whole decision is in the register stage's report."""
     client.set_model_version_tag(name, str(version), "gate", "passed" if decision.passed else "failed")
-    client.set_model_version_tag(name, str(version), "gate_report", json.dumps(decision.as_dict()))
 
 
 def hold_experiment(decision: GateDecision, experiment: str | None) -> GateDecision:
@@ -312,7 +332,7 @@ def bundle_dir_from_model(model_dir: Path, target: Path) -> Path:
 
 def load_bundle(uri: str, settings: TrackingSettings | None = None) -> ModelBundle:
     """Download the logged model at `uri` (`models:/name@alias`, `models:/name/3`, `models:/m-..`)
-    and rebuild its ModelBundle (see `training.tracking.log_model_bundle` for the layout)."""
+    and rebuild its ModelBundle (see `training.model_logging` for the layout)."""
     import mlflow
 
     from training.bundle import ModelBundle

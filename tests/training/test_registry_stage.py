@@ -70,6 +70,21 @@ def test_gate_on_real_models(bundles, tmp_path):
     assert str(registry.version_by_alias(client, "challenger").version) == weak.version
     assert registry.load_champion().version == bundles["better"].version
 
+    # the verdicts in plain words: on each version and on the run that made it
+    described = {v: client.get_model_version(registry.MODEL_NAME, v).description
+                 for v in ("1", "2", "3", "4")}
+    assert described["1"].startswith("Version 1 became **champion**: no champion yet")
+    assert described["2"].startswith("Version 2 became **champion**, replacing version 1")
+    assert "spearman_outcome +" in described["2"] and "median of" in described["2"]
+    assert described["3"].startswith("Version 3 stays **challenger** (version 2 stays champion)")
+    assert "stability: median" in described["3"] and "influence promote --version 3" in described[
+        "3"]
+    assert "spearman_outcome: " in described["4"] and "worse than the champion" in described["4"]
+    note = client.get_run(weak.run.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"**{weak.run.run_name}: influence-score version 4, challenger**")
+    assert "Version 4 stays **challenger**" in note and "| spearman_outcome |" in note
+    assert client.get_run(weak.run.run_id).data.tags["gate"] == "failed"
+
     report = write_report(weak, tmp_path / "reports" / "registry.json").read_text()
     assert '"alias": "challenger"' in report and '"previous_champion": "2"' in report
 
@@ -83,3 +98,8 @@ def test_models_of_dvc_experiments_stay_challenger(bundles, tmp_path, monkeypatc
     assert str(registry.version_by_alias(registry._client(), "champion").version) == first.version
     registry.promote(experiment.version)
     assert registry.load_champion().version == bundles["better"].version
+    description = registry._client().get_model_version(
+        registry.MODEL_NAME, experiment.version).description
+    assert "held as challenger: made by DVC experiment 'quick-fish'" in description
+    assert description.endswith(f"replacing version {first.version}.")
+    assert "Made champion on purpose by `influence promote`" in description

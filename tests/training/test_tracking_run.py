@@ -1,5 +1,7 @@
 """A training run logs every param, metric and artifact to a real SQLite store (under tmp_path,
-set by tests/conftest.py), and the logged model round-trips through the registry bit for bit."""
+set by tests/conftest.py): one run per model, metrics once, baselines as a table and a chart, a
+description in words, plots grouped as the API explains; the logged model round-trips through
+the registry bit for bit."""
 
 from __future__ import annotations
 
@@ -14,13 +16,10 @@ from mlflow import MlflowClient
 from training_synth import features_frame, tiny_bundle
 
 from training import registry
-from training.tracking import (
-    METRIC_NAMES,
-    RunInputs,
-    TrackingSettings,
-    flatten_params,
-    log_training_run,
-)
+from training.lineage import flatten_params
+from training.run_report import METRIC_NAMES, explanation_points, run_metrics
+from training.tracking import RunInputs, log_training_run
+from training.tracking_store import NOTE_TAG, TrackingSettings
 
 PARAMS_YAML = Path(__file__).resolve().parents[2] / "params.yaml"
 
@@ -34,8 +33,10 @@ METRICS = {
 ARTIFACTS = {
     "plots/calibration_curve.png", "plots/score_histogram.png", "plots/feature_importance.png",
     "plots/shap_summary.png", "plots/network_contributions.png",
-    "plots/family_contributions.png", "plots/mean_abs_shap.csv",
-    "plots/calibration.csv", "plots/score_histogram.csv", "catalog/signal_catalog.csv", "catalog/signal_catalog.json", "reports/metrics.json",
+    "plots/family_contributions.png", "plots/mean_abs_shap.csv", "plots/network_points.csv",
+    "plots/family_points.csv", "plots/calibration.csv", "plots/score_histogram.csv",
+    "baselines/baselines.png", "baselines/baselines.csv",
+    "catalog/signal_catalog.csv", "catalog/signal_catalog.json", "reports/metrics.json",
 }
 
 
@@ -52,7 +53,8 @@ def logged(bundle, tmp_path):
     frame.write_parquet(data / "features.parquet")
     params = yaml.safe_load(PARAMS_YAML.read_text())
     inputs = RunInputs(bundle=bundle, metrics=METRICS, params=params, data_paths=(data,),
-                       reference=frame, training_table=pl.scan_parquet(data / "features.parquet"), population=features_frame(400, seed=4), shap_sample=300,
+                       reference=frame, training_table=pl.scan_parquet(data / "features.parquet"),
+                       population=features_frame(400, seed=4), shap_sample=300,
                        plots_dir=tmp_path / "plots")
     return log_training_run(inputs), params, frame
 
@@ -77,14 +79,21 @@ def test_run_logs_every_param_metric_tag_and_artifact(logged, tmp_path):
     assert len(run.data.params["data_fingerprint"]) == 64
     assert run.data.params["reference_fingerprint"] == "synthetic"
 
-    assert run.data.metrics == pytest.approx(METRICS)
+    # the model's metrics, once each, under the names of reports/metrics.json
+    assert run.data.metrics == pytest.approx(run_metrics(METRICS))
+    assert not [k for k in run.data.metrics if k.startswith("baseline_")]
     assert len(run.data.tags["mlflow.source.git.commit"]) == 40
     assert run.data.tags["data_fingerprint"] == run.data.params["data_fingerprint"]
 
     assert ARTIFACTS <= _artifact_paths(client, record.run_id)
     written = {p.name for p in (tmp_path / "plots").iterdir()}
-    assert {Path(a).name for a in ARTIFACTS if a.startswith("plots/")} - written == {
-        "mean_abs_shap.csv"}
+    assert {Path(a).name for a in ARTIFACTS if a.startswith(("plots/", "baselines/"))} <= written
+
+    # the baselines: one table (and its chart) with the model, under the model's metric names
+    table = client.download_artifacts(record.run_id, "baselines/baselines.csv")
+    rows = Path(table).read_text().splitlines()
+    assert rows[0] == "metric,lightgbm,followers,linear,pagerank"
+    assert rows[1] == "spearman_outcome,0.7,0.5,0.5,0.5"
 
     # lineage: the training table, with our digest and its source path
     (dataset_input,) = run.inputs.dataset_inputs
@@ -93,15 +102,33 @@ def test_run_logs_every_param_metric_tag_and_artifact(logged, tmp_path):
     assert "twitter__followers" in dataset_input.dataset.schema
     assert {t.key: t.value for t in dataset_input.tags}["rows"] == "800"
 
-    # each baseline is a child run with the model's metric names, to compare side by side
+    # one run per model: no child runs
     children = mlflow.search_runs(
         experiment_ids=[record.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{record.run_id}'",
         output_format="list",
     )
-    by_name = {c.info.run_name: c.data.metrics for c in children}
-    assert set(by_name) == {"baseline_followers", "baseline_linear", "baseline_pagerank"}
-    assert all(set(m) == set(METRIC_NAMES) for m in by_name.values())
+    assert children == []
+
+    # a description in words: headline metrics against the baselines, the data, the code
+    note = run.data.tags[NOTE_TAG]
+    assert "| spearman_outcome | **0.700** | 0.500 | 0.500 | 0.500 |" in note
+    assert "800 training rows" in note and run.data.params["data_fingerprint"][:12] in note
+    assert "median of 0.30 points" in note
+
+
+def test_points_per_network_are_the_api_explanations(bundle, tmp_path):
+    frame = features_frame(300, seed=8)
+    networks, families = explanation_points(bundle, frame)
+    explained = bundle.explain(frame.head(5))
+    for i, e in enumerate(explained):
+        row = networks.iloc[i].dropna().to_dict()
+        assert row == pytest.approx(e.networks)
+        assert families.iloc[i].dropna().to_dict() == pytest.approx(e.families)
+    # users without Instagram have no Instagram points (NaN), never a share of someone else's
+    no_instagram = frame.get_column("instagram__received_like__w30").is_null().to_numpy()
+    assert networks.loc[no_instagram, "instagram"].isna().all()
+    assert networks.loc[~no_instagram, "instagram"].notna().all()
 
 
 def test_model_is_the_native_booster_with_calibrator_and_load_champion_round_trips(logged, bundle):

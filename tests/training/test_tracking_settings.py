@@ -1,22 +1,25 @@
-"""Where MLflow writes, and the pure pieces every run records (params, fingerprint, git)."""
+"""Where MLflow writes, how the experiment opens, and the pure pieces every run records (params,
+fingerprint, git, metrics against baselines)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from training.tracking import (
+from training.lineage import data_fingerprint, dvc_tags, flatten_params, git_state
+from training.run_report import baseline_table, run_metrics
+from training.tracking_store import (
+    CLASSIC_MODEL_DEVELOPMENT,
+    EXPERIMENT_KIND_TAG,
+    NOTE_TAG,
     TrackingSettings,
-    baseline_metrics,
-    data_fingerprint,
-    dvc_tags,
-    flatten_params,
-    git_state,
+    compare_url,
+    runs_url,
     sqlite_artifact_root,
-    unprefixed_metrics,
     use_experiment,
 )
 
@@ -79,12 +82,37 @@ def test_git_state_outside_a_checkout(tmp_path):
     assert len(here.commit) == 40
 
 
-def test_baseline_metrics_share_the_model_metric_names():
-    metrics = {"spearman_outcome": 0.8, "baseline_linear_spearman_outcome": 0.6,
-               "baseline_followers_ndcg_100": 0.3, "score_mean": 40.0}
-    assert baseline_metrics(metrics) == {"baseline_linear": {"spearman_outcome": 0.6},
-                                         "baseline_followers": {"ndcg_100": 0.3}}
-    assert unprefixed_metrics(metrics) == {"spearman_outcome": 0.8, "score_mean": 40.0}
+def test_the_run_logs_model_metrics_once_and_baselines_as_one_table():
+    metrics = {"score_mean": 40.0, "ndcg_100": 0.9, "spearman_outcome": 0.8,
+               "baseline_linear_spearman_outcome": 0.6, "baseline_page_rank_spearman_outcome": 0.5,
+               "baseline_linear_ndcg_100": 0.3, "model_version": "is-1", "test_users": 10}
+    logged = run_metrics(metrics)
+    assert list(logged) == ["spearman_outcome", "ndcg_100", "score_mean", "test_users"]
+    table = baseline_table(metrics)
+    assert list(table.columns) == ["lightgbm", "linear", "page_rank"]
+    assert list(table.index) == ["spearman_outcome", "ndcg_100"]
+    assert table.loc["spearman_outcome", "page_rank"] == 0.5
+    assert np.isnan(table.loc["ndcg_100", "page_rank"])
+    assert baseline_table({"spearman_outcome": 0.8}).empty
+
+
+def test_experiment_is_tagged_for_model_training_and_described():
+    experiment_id = use_experiment(TrackingSettings())
+    tags = mlflow.get_experiment(experiment_id).tags
+    assert tags[EXPERIMENT_KIND_TAG] == CLASSIC_MODEL_DEVELOPMENT
+    assert "Compare" in tags[NOTE_TAG]
+    assert "metrics.`spearman_outcome`" in tags["mlflow.sharedViewState.headline"]
+    mlflow.MlflowClient().set_experiment_tag(experiment_id, NOTE_TAG, "my own words")
+    use_experiment(TrackingSettings())  # an edited description is kept
+    assert mlflow.get_experiment(experiment_id).tags[NOTE_TAG] == "my own words"
+
+
+def test_ui_links_open_on_training_runs():
+    assert runs_url("3", "http://h:1") == (
+        "http://h:1/#/experiments/3/runs?viewStateShareKey=headline&workflowType=machine_learning")
+    url = compare_url("3", ["a", "b"], "http://h:1")
+    assert url.startswith("http://h:1/#/compare-runs?runs=%5B%22a%22%2C%22b%22%5D&experiments=")
+    assert url.endswith("workflowType=machine_learning")
 
 
 def test_dvc_experiment_is_recorded_when_present():
