@@ -28,12 +28,25 @@ history as it was (DuckDB discards an uncommitted transaction on the next open).
 Concurrency: a DuckDB file is open either by one writer or by any number of readers. The service
 opens the file read-only for each lookup (~20 ms) and the daily job opens it for writing only for
 the write itself (snapshots and scoring happen before), so each side only waits for the other's
-short access; both retry while the file is locked.
+short access; both retry while the file is locked. Writers also take `<store>.lock` (an `flock`
+on a file that is never replaced) for the whole write and any compaction after it, so two writers
+queue whole, and none can open the file that a compaction is about to replace.
+
+Compaction: DuckDB reuses the blocks a rewritten day frees but never gives them back, so a store
+whose days are rewritten holds up to about twice its data (measured: 2.07x over 60 rewrites of
+ten 2,000-user days). After each write, when more than `compact_free_share` (25%) of the file's
+blocks are free, the writer copies the store into a fresh file (`COPY FROM DATABASE`, in a
+hidden temporary folder beside it), checks the row counts, flushes it and renames it over the
+store in one step. Readers see the old file or the new one, both whole; a process killed while
+compacting leaves the store as it was, and the next writer removes its temporary folder
+(`influence.publish.clean_stale`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +58,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from influence import publish
 from influence.vocabulary import NETWORKS
 
 STORE_ENV = "INFLUENCE_HISTORY_STORE"
@@ -107,6 +121,10 @@ _DDL = (
     """,
 )
 
+COMPACT_FREE_SHARE = 0.25
+"""A write that leaves more than this share of the file's blocks free compacts the store."""
+
+
 class StoreBusy(RuntimeError):
     """The store file stayed locked by another process longer than the timeout."""
 
@@ -137,9 +155,19 @@ def _is_lock_error(error: Exception) -> bool:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """What one compaction did: the file's size before and after, and how long it took."""
+
+    bytes_before: int
+    bytes_after: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class HistoryStore:
     path: Path
     lock_timeout_seconds: float = 30.0
+    compact_free_share: float = COMPACT_FREE_SHARE
 
     @contextmanager
     def connect(self, *, write: bool, timeout: float | None = None) -> Iterator[Any]:
@@ -172,6 +200,68 @@ class HistoryStore:
     def exists(self) -> bool:
         return Path(self.path).is_file()
 
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the writers' lock (`<store>.lock`, never replaced, released if the process
+        dies); temporaries of a killed compaction are removed first."""
+        timeout = self.lock_timeout_seconds if timeout is None else timeout
+        lock = Path(f"{self.path}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a+b") as handle:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(f"{self.path} is being written by another process") from None
+                    time.sleep(0.02)
+            try:
+                publish.clean_stale(Path(self.path))
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def compact(self) -> Compaction:
+        """Rewrite the store into a fresh file without its free blocks (see the module's
+        docstring)."""
+        with self.writing():
+            with self.connect(write=True) as con:  # replays a WAL a killed writer left
+                con.execute("CHECKPOINT")
+            return self._compact()
+
+    def _compact(self) -> Compaction:
+        started = time.perf_counter()
+        target = Path(self.path)
+        before = target.stat().st_size
+        folder = publish.temp_path(target)
+        folder.mkdir()
+        fresh = folder / target.name
+        try:
+            con = duckdb.connect()
+            try:
+                con.execute(f"ATTACH {_sql_text(target)} AS src (READ_ONLY)")
+                con.execute(f"ATTACH {_sql_text(fresh)} AS dst")
+                con.execute("COPY FROM DATABASE src TO dst")
+                for table in ("scores", "runs"):
+                    counts = [
+                        con.execute(f"SELECT count(*) FROM {db}.{table}").fetchone()[0]
+                        for db in ("src", "dst")
+                    ]
+                    if counts[0] != counts[1]:
+                        raise RuntimeError(f"compacting {target}: {table} {counts[0]} rows, copy {counts[1]}")
+                con.execute("DETACH dst")
+                con.execute("DETACH src")
+            finally:
+                con.close()
+            publish.sync_tree(folder)
+            os.replace(fresh, target)
+            publish.sync_dir(target.parent)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return Compaction(before, target.stat().st_size, time.perf_counter() - started)
+
     # --- writing -----------------------------------------------------------------------------
 
     def replace_day(
@@ -185,6 +275,20 @@ class HistoryStore:
         """Replace day `run.day` by `rows` in one transaction. `on_chunk(written, total)` is called
         after each inserted chunk, inside the transaction. Returns the number of rows written."""
         rows = conform_rows(rows, run.day)
+        with self.writing():
+            free = self._write_day(rows, run, chunk_rows, on_chunk)
+            if free > self.compact_free_share:
+                self._compact()
+        return rows.height
+
+    def _write_day(
+        self,
+        rows: pl.DataFrame,
+        run: DayRun,
+        chunk_rows: int,
+        on_chunk: Callable[[int, int], None] | None,
+    ) -> float:
+        """The transaction of `replace_day`; returns the share of the file's blocks left free."""
         with self.connect(write=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -206,7 +310,8 @@ class HistoryStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return rows.height
+            con.execute("CHECKPOINT")
+            return free_share(con)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -278,6 +383,16 @@ def _add_missing_point_buckets(con: Any) -> None:
         f"USING struct_insert(points, {added})"
     )
     con.execute(_USER_INDEX)
+
+
+def free_share(con: Any) -> float:
+    """The share of the open database file's blocks that are free (after a checkpoint)."""
+    total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
+    return free / total if total else 0.0
+
+
+def _sql_text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _has_table(con: Any, name: str) -> bool:
