@@ -82,12 +82,9 @@ def _corrupt(path: Path) -> None:
     path.write_bytes(b"PAR1 but nothing else of a parquet file" * 20)
 
 
-SPOILERS = pytest.mark.parametrize(
+@pytest.mark.parametrize(
     "spoil", [_garbled, _truncated, _corrupt], ids=["garbled", "truncated", "corrupt"]
 )
-
-
-@SPOILERS
 def test_features_names_the_corrupt_clean_file_and_writes_nothing(project: Path, spoil):
     features = ("features", "--as-of", AS_OF, "--params", project / "params.yaml")
     code, output = _invoke(*features)
@@ -102,8 +99,7 @@ def test_features_names_the_corrupt_clean_file_and_writes_nothing(project: Path,
     assert [p.name for p in (project / "features").iterdir()] == [f"as_of={AS_OF}"]
 
 
-@SPOILERS
-def test_score_daily_names_the_corrupt_clean_file_and_keeps_the_history(project: Path, spoil):
+def test_score_daily_names_the_corrupt_clean_file_and_keeps_the_history(project: Path):
     daily = ("score-daily", "--as-of", AS_OF, "--no-points", "--bundle", project / "bundle",
              "--params", project / "params.yaml")
     day = datetime.fromisoformat(AS_OF).date()
@@ -112,9 +108,25 @@ def test_score_daily_names_the_corrupt_clean_file_and_keeps_the_history(project:
     assert code == 0, output
     rows = store.day(day)
     assert rows.height > 0
-    spoil(project / "clean" / VICTIM)
+    _garbled(project / "clean" / VICTIM)
     code, output = _invoke(*daily)
     assert code == 1
     assert f"{project / 'clean' / VICTIM} is corrupt" in output
     assert f"day {AS_OF} was not written" in output
     assert store.day(day).equals(rows)
+
+
+def test_features_removes_what_killed_runs_left(project: Path):
+    """A run killed while writing `as_of=T` leaves `.as_of=T.tmp-<pid>-<token>`; the next run
+    removes it whatever date it builds (before: only a rerun of the same date did, if any)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = project / "features" / f".as_of=2026-10-01.tmp-{dead.pid}-0badc0de"
+    (left / "snapshots.parquet").parent.mkdir(parents=True)
+    (left / "snapshots.parquet").write_bytes(b"half a file")
+    code, output = _invoke("features", "--as-of", AS_OF, "--params", project / "params.yaml")
+    assert code == 0, output
+    assert [p.name for p in (project / "features").iterdir()] == [f"as_of={AS_OF}"]
