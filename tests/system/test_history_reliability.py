@@ -54,6 +54,8 @@ def test_rewritten_days_keep_the_store_within_a_bound_of_its_data(tmp_path: Path
         store.replace_day(day_rows(day_of(index), version, n), DayRun(day_of(index), f"v{version}"))
         sizes.append(store.path.stat().st_size)
     data = _compacted_size(store.path, tmp_path)
+    print(f"history file / data over 40 rewrites: max {max(sizes) / data:.2f}x, "
+          f"final {sizes[-1] / data:.2f}x ({data:,} bytes of data)")
     assert max(sizes) <= 1.6 * data, [round(s / data, 2) for s in sizes]
     for index in range(days):  # every day is its last write, whole
         assert_frame_equal(store.day(day_of(index)), day_rows(day_of(index), 5, n))
@@ -75,7 +77,9 @@ def test_compaction_keeps_every_row_and_the_user_index(tmp_path: Path):
         indexes = con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()
     assert indexes == [("scores_user",)]
     assert store.user_history("user-00007", 30)["date"].to_list() == [day_of(i) for i in range(4)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores.duckdb", "scores.duckdb.lock"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "scores.duckdb", "scores.duckdb.gate", "scores.duckdb.lock", "scores.duckdb.readers"
+    ]
 
 
 def _spawn(script: str, **fields) -> subprocess.Popen:
@@ -125,6 +129,7 @@ def _concurrent_run(tmp_path: Path, *, writers: int, days_each: int, versions: i
 
 def test_concurrent_writers_and_readers_lose_no_day_and_see_no_torn_one(tmp_path: Path):
     outcome = _concurrent_run(tmp_path, writers=2, days_each=4, versions=2, readers=2, n=300)
+    print(f"history concurrency: {outcome}")
     assert outcome["problems"] == []
     assert outcome["busy"] == 0
     assert outcome["reads"] > 0
