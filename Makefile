@@ -17,7 +17,7 @@ UV := $(VENV)/bin/uv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup run pipeline test test-slow test-browser bench serve backfill mlflow-ui exp-show lint clean
+.PHONY: help setup run pipeline test test-slow test-browser bench serve backfill mlflow-ui exp-show lint audit clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,11 @@ exp-show: setup ## dvc exp show: headline metrics and the params that differ (EX
 
 lint: setup
 	$(BIN)/ruff check .
+
+# Offline: the PyPA advisories bundled in security/ (a dated snapshot: the run says how old),
+# or any OSV folder or zip given as AUDIT_DB. Exit 1 when a locked version is affected.
+audit: setup ## check uv.lock for known vulnerabilities offline; writes reports/audit.json
+	$(BIN)/python -m security.audit $(if $(AUDIT_DB),--db "$(AUDIT_DB)")
 
 clean: ## remove generated data, models and reports (keeps .venv)
 	rm -rf data mlruns mlartifacts mlflow.db reports/bench.json .pytest_cache

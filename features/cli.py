@@ -1,5 +1,7 @@
 """`influence` subcommands of the features package (merged into influence.cli)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated
@@ -177,6 +179,7 @@ def features_command(
 
     from features import stage
     from features.engine import make_engine
+    from influence import publish
     from influence.params import load_params
 
     if as_of is not None and training:
@@ -189,10 +192,14 @@ def features_command(
         raise typer.BadParameter(f"--engine must be polars or spark, not {engine_name!r}")
     console = Console(stderr=True)
     started = time.perf_counter()
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
-    ) as progress:
+    publish.clean_stale_under(out)  # temporaries of killed runs, whatever they were writing
+    with (
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+            console=console, transient=True,
+        ) as progress,
+        _stopping_on_corrupt_input(raw, console),
+    ):
         runner = make_engine(engine_name)
         if as_of is not None:
             task = progress.add_task("features", total=2)
@@ -213,6 +220,22 @@ def features_command(
             summary = f"{result['rows']:,} rows over as-of dates {', '.join(result['as_of'])}"
             where = out / "train.parquet"
     typer.echo(f"features ({engine_name}): {summary} -> {where} in {time.perf_counter() - started:.1f} s")
+
+
+@contextmanager
+def _stopping_on_corrupt_input(folder: Path, console) -> Iterator[None]:
+    """A failure caused by a corrupt input file ends the command with one line naming it (the
+    stage has published nothing: its outputs are swapped in only at the end)."""
+    from features.parquet_check import CorruptFile, naming_corrupt_files
+
+    try:
+        with naming_corrupt_files(folder):
+            yield
+    except CorruptFile as error:
+        console.print(
+            f"[red]features: {error}; nothing was written[/red]", highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
 
 
 @app.command("signals")

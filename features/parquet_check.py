@@ -7,15 +7,22 @@ shows a changed byte: without it, most garbled bytes inside a compressed page st
 other values. So files are reported as verified (every column's pages carry checksums) or not,
 and for unverified files the footer comparison and decoding catch what they can. pyarrow reads
 here because it verifies page checksums; polars does not.
+
+`naming_corrupt_files` wraps a stage that reads a folder of Parquet files with polars: when the
+stage fails (polars names no file in its decoding errors), the folder's files are checked and the
+first corrupt one is raised instead, so the error says which file to restore.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -148,3 +155,35 @@ def check_files(paths: list[Path], workers: int | None = None) -> list[FileCheck
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(check_file, path) for path in paths]
         return [future.result() for future in futures]
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The Parquet files under `folder` in path order, hidden ones (temporaries) left out."""
+    folder = Path(folder)
+    return sorted(
+        p
+        for p in folder.rglob("*.parquet")
+        if not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def find_corrupt(folder: Path) -> CorruptFile | None:
+    """The first corrupt Parquet file under `folder`, or None when every file checks out."""
+    try:
+        check_files(parquet_files(folder))
+    except CorruptFile as corrupt:
+        return corrupt
+    return None
+
+
+@contextmanager
+def naming_corrupt_files(folder: Path) -> Iterator[None]:
+    """Run a block that reads the Parquet files under `folder`; if it fails and one of them is
+    corrupt, raise that file's CorruptFile (the block's error as its cause), else the error."""
+    try:
+        yield
+    except (Exception, pl.exceptions.PanicException) as error:
+        corrupt = find_corrupt(folder)
+        if corrupt is None:
+            raise
+        raise corrupt from error

@@ -6,15 +6,16 @@
   `<out>/snapshots.parquet`, `<out>/labels.parquet` and `<out>/train.parquet` (features + labels,
   one row per user_id and as_of), plus the signal catalog.
 
-Writes are atomic: each file is written under a temporary name in its folder and renamed into
-place (one-date outputs: the whole `as_of=` folder), and `train.parquet`, the file training
-reads, is published last.
+Writes are atomic (`influence.publish`): each file is written under a temporary name in its
+folder, flushed to disk and renamed into place (one-date outputs: the whole `as_of=` folder,
+exchanged with the previous one), and `train.parquet`, the file training reads, is published
+last. A run that fails publishes nothing; a killed one leaves temporaries that the next run
+removes.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -33,6 +34,7 @@ from features.feature_schema import validate_features
 from features.featurize import catalog_frame, featurize
 from features.labels import outcome_labels, read_label_sources, training_as_of_dates
 from features.snapshot import validate_snapshots
+from influence import publish
 from influence.params import Params
 
 Progress = Callable[[str], None]
@@ -136,20 +138,19 @@ def training_dates(root: Path, params: Params) -> list[date]:
 
 def _temporary(final: Path) -> Path:
     """A temporary beside `final` named by this process; those of killed runs go first."""
-    from influence.publish import clean_stale, temp_path
+    publish.clean_stale(final)
+    return publish.temp_path(final)
 
-    clean_stale(final)
-    return temp_path(final)
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Flush the finished temporary to disk and swap it in."""
+    publish.sync_tree(tmp)
+    publish.swap_in(tmp, final)
 
 
 def write_parquet_atomically(frame: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(path)
-    try:
+    with publish.publishing_file(path) as tmp:
         frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -171,7 +172,7 @@ def parquet_appender(path: Path) -> Iterator[Callable[[pl.DataFrame], None]]:
         yield append
         if writer:
             writer[0].close()
-            os.replace(tmp, path)
+            _publish(tmp, path)
     finally:
         if writer:
             writer[0].close()
@@ -187,12 +188,7 @@ def write_date(tables: DateTables, out: Path) -> Path:
     try:
         tables.snapshots.write_parquet(tmp / "snapshots.parquet")
         tables.features.write_parquet(tmp / "features.parquet")
-        old = _temporary(final) if final.exists() else None
-        if old:
-            final.rename(old)
-        tmp.rename(final)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        _publish(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
@@ -200,13 +196,8 @@ def write_date(tables: DateTables, out: Path) -> Path:
 
 def write_catalog(out: Path, windows) -> None:
     catalog = catalog_frame(windows)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary(out / "catalog.csv")
-    catalog.write_csv(tmp)
-    os.replace(tmp, out / "catalog.csv")
-    tmp = _temporary(out / "catalog.json")
-    tmp.write_text(json.dumps(catalog.to_dicts(), indent=1) + "\n")
-    os.replace(tmp, out / "catalog.json")
+    publish.write_text(out / "catalog.csv", catalog.write_csv())
+    publish.write_text(out / "catalog.json", json.dumps(catalog.to_dicts(), indent=1) + "\n")
 
 
 def training_set(
@@ -230,5 +221,5 @@ def training_set(
             train = tables.features.join(labels, on=["user_id", "as_of"], how="left")
             add_train(train)
             summary["rows"] = int(summary["rows"]) + train.height
-    write_catalog(out, params.features.windows)
+        write_catalog(out, params.features.windows)  # inside: a failure publishes no table
     return summary

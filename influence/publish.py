@@ -84,7 +84,7 @@ def clean_stale(target: Path) -> list[Path]:
     for entry in stale_temps(target.parent, target.name):
         if _TEMP.match(entry.name)["kind"] == "old" and not os.path.lexists(target):
             os.rename(entry, target)
-            _sync_dir(target.parent)
+            sync_dir(target.parent)
             continue
         _remove(entry)
         removed.append(entry)
@@ -118,7 +118,7 @@ def _fsync(path: Path, *, directory: bool = False) -> None:
         os.close(fd)
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_dir(folder: Path) -> None:
     try:
         _fsync(folder, directory=True)
     except OSError:
@@ -134,7 +134,7 @@ def sync_tree(path: Path) -> None:
     for root, _, files in os.walk(path, topdown=False):
         for name in files:
             _fsync(Path(root) / name)
-        _sync_dir(Path(root))
+        sync_dir(Path(root))
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -159,17 +159,17 @@ def swap_in(tmp: Path, target: Path) -> None:
     tmp, target = Path(tmp), Path(target)
     if target.is_dir() and not target.is_symlink():
         if _exchange(tmp, target):
-            _sync_dir(target.parent)
+            sync_dir(target.parent)
             shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous output
             return
         old = temp_path(target, "old")
         os.rename(target, old)
         os.rename(tmp, target)
-        _sync_dir(target.parent)
+        sync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
         return
     os.replace(tmp, target)
-    _sync_dir(target.parent)
+    sync_dir(target.parent)
 
 
 # --- the writers ---------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated
@@ -95,6 +97,20 @@ def _with_compiled_trees(model):
     return compiled
 
 
+@contextmanager
+def _naming_corrupt_clean(params, command: str, kept: str = "") -> Iterator[None]:
+    """A failure caused by a corrupt clean file ends the command with one line naming the file
+    (polars' decoding errors name none); the day being written is not (one transaction)."""
+    from features.parquet_check import CorruptFile, naming_corrupt_files
+
+    try:
+        with naming_corrupt_files(params.base.clean_dir):
+            yield
+    except CorruptFile as error:
+        typer.echo(f"{command}: {error}{kept}", err=True)
+        raise typer.Exit(1) from None
+
+
 def _last_data_day(params) -> date:
     """The default as-of date: the day after the last day of clean data."""
     from features.engine import data_end
@@ -127,8 +143,9 @@ def score_daily(
 
     params, history, model, rule = _daily_context(params_file, store, bundle)
     day = as_of.date() if as_of else _last_data_day(params)
-    report = score_day(day, build=snapshot_builder(params), bundle=model, store=history, rule=rule,
-                       windows=params.features.windows, points=points)
+    with _naming_corrupt_clean(params, "score-daily", f"; day {day} was not written"):
+        report = score_day(day, build=snapshot_builder(params), bundle=model, store=history,
+                           rule=rule, windows=params.features.windows, points=points)
     typer.echo(json.dumps(report.as_dict()))
     typer.echo(f"{report.users:,} users scored as of {day} with model {report.model_version} "
                f"({report.changed:,} published scores changed) in {report.seconds['total']:.1f} s; "
@@ -194,7 +211,8 @@ def backfill_command(
             return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
+    kept = "; the days before it that were written are kept"
+    with Progress(*columns, console=console) as progress, _naming_corrupt_clean(params, "backfill", kept):
         task = progress.add_task(f"backfill {start}..{end}", total=len(days))
 
         def on_day(report) -> None:
@@ -234,8 +252,8 @@ def compare_models_command(
 ) -> None:
     """Score the same snapshots with champion and challenger and report how scores would move:
     median/p90/p99 |Δ|, share moved by more than 1 and 5 points, the biggest movers."""
-    import json
 
+    from influence import publish
     from influence.params import load_params
     from serving.daily import CompareRule, compare_models, snapshot_builder
     from training.bundle import ModelBundle
@@ -249,12 +267,12 @@ def compare_models_command(
         typer.echo(f"compare-models: {error}", err=True)
         raise typer.Exit(1) from None
     day = as_of.date() if as_of else _last_data_day(params)
-    snapshots = snapshot_builder(params)(day)
+    with _naming_corrupt_clean(params, "compare-models"):
+        snapshots = snapshot_builder(params)(day)
     result = compare_models(snapshots, *models, CompareRule.from_params(settings),
                             params.features.windows)
     path = report or settings.compare_report
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    publish.write_json(path, result)
     _print_comparison(result, path)
     if strict and not result["within_bounds"]:
         raise typer.Exit(1)

@@ -28,12 +28,31 @@ history as it was (DuckDB discards an uncommitted transaction on the next open).
 Concurrency: a DuckDB file is open either by one writer or by any number of readers. The service
 opens the file read-only for each lookup (~20 ms) and the daily job opens it for writing only for
 the write itself (snapshots and scoring happen before), so each side only waits for the other's
-short access; both retry while the file is locked.
+short access; both retry while the file is locked. Lock files beside the store, never replaced,
+order the rest (`flock`, released when a process dies):
+- `<store>.lock`: writers hold it for a whole write and any compaction after it, so two writers
+  queue whole and none opens a file that a compaction is about to replace;
+- `<store>.gate` and `<store>.readers`: a readers-writer lock in which writers go first. Without
+  it a steady stream of short reads, each holding DuckDB's shared lock, kept a writer out until
+  it timed out; and a compaction swaps the file in only while no reader is inside, since a
+  reader opening the file during the swap failed ("Failed to deserialize: field id mismatch").
+  Both seen with three writers and three readers looping over a 3,000-user store.
+
+Compaction: DuckDB reuses the blocks a rewritten day frees but never gives them back, so a store
+whose days are rewritten holds up to about twice its data (measured: 2.07x over 60 rewrites of
+ten 2,000-user days). After each write, when more than `compact_free_share` (25%) of the file's
+blocks are free, the writer copies the store into a fresh file (`COPY FROM DATABASE`, in a
+hidden temporary folder beside it), checks the row counts, flushes it and renames it over the
+store in one step. Readers see the old file or the new one, both whole; a process killed while
+compacting leaves the store as it was, and the next writer removes its temporary folder
+(`influence.publish.clean_stale`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,6 +64,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from influence import publish
 from influence.vocabulary import NETWORKS
 
 STORE_ENV = "INFLUENCE_HISTORY_STORE"
@@ -107,6 +127,10 @@ _DDL = (
     """,
 )
 
+COMPACT_FREE_SHARE = 0.25
+"""A write that leaves more than this share of the file's blocks free compacts the store."""
+
+
 class StoreBusy(RuntimeError):
     """The store file stayed locked by another process longer than the timeout."""
 
@@ -137,40 +161,136 @@ def _is_lock_error(error: Exception) -> bool:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """What one compaction did: the file's size before and after, and how long it took."""
+
+    bytes_before: int
+    bytes_after: int
+    seconds: float
+
+
+@dataclass(frozen=True)
 class HistoryStore:
     path: Path
     lock_timeout_seconds: float = 30.0
+    compact_free_share: float = COMPACT_FREE_SHARE
 
     @contextmanager
     def connect(self, *, write: bool, timeout: float | None = None) -> Iterator[Any]:
-        """A connection to the file, retried while another process holds its lock."""
+        """A connection to the file, retried while another process holds its lock, inside the
+        store's readers-writer lock (`_gate`)."""
         timeout = self.lock_timeout_seconds if timeout is None else timeout
+        deadline = time.monotonic() + timeout
         if write:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + timeout
-        pause = 0.01
-        while True:
+        with self._gate(write, deadline):
+            pause = 0.01
+            while True:
+                try:
+                    con = duckdb.connect(str(self.path), read_only=not write)
+                    break
+                except duckdb.IOException as error:
+                    if not _is_lock_error(error) or time.monotonic() >= deadline:
+                        if _is_lock_error(error):
+                            raise StoreBusy(f"{self.path} is locked by another process: {error}") from error
+                        raise
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05 if write else 0.25)
             try:
-                con = duckdb.connect(str(self.path), read_only=not write)
-                break
-            except duckdb.IOException as error:
-                if not _is_lock_error(error) or time.monotonic() >= deadline:
-                    if _is_lock_error(error):
-                        raise StoreBusy(f"{self.path} is locked by another process: {error}") from error
-                    raise
-                time.sleep(pause)
-                pause = min(pause * 2, 0.25)
+                if write:
+                    for statement in _DDL:
+                        con.execute(statement)
+                    _add_missing_point_buckets(con)
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
+    def _gate(self, write: bool, deadline: float) -> Iterator[None]:
+        """A readers-writer lock that lets writers go first, on two files beside the store: a
+        writer closes the turnstile (`<store>.gate`) so that no new reader comes in, then waits
+        for the readers inside to leave (`<store>.readers`, exclusive); a reader passes the
+        turnstile and holds `<store>.readers` shared while it reads."""
+        gate, readers = Path(f"{self.path}.gate"), Path(f"{self.path}.readers")
+        flags = os.O_RDWR | os.O_CREAT if write else os.O_RDONLY
+        try:
+            fds = [os.open(gate, flags, 0o644), os.open(readers, flags, 0o644)]
+        except FileNotFoundError:  # no writer ever: nothing to wait for
+            yield
+            return
         try:
             if write:
-                for statement in _DDL:
-                    con.execute(statement)
-                _add_missing_point_buckets(con)
-            yield con
+                _flock(fds[0], fcntl.LOCK_EX, deadline, self.path)
+                _flock(fds[1], fcntl.LOCK_EX, deadline, self.path)
+            else:
+                _flock(fds[0], fcntl.LOCK_SH, deadline, self.path)
+                fcntl.flock(fds[0], fcntl.LOCK_UN)
+                _flock(fds[1], fcntl.LOCK_SH, deadline, self.path)
+            yield
         finally:
-            con.close()
+            for fd in fds:
+                os.close(fd)  # and the locks with it
 
     def exists(self) -> bool:
         return Path(self.path).is_file()
+
+    @contextmanager
+    def writing(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the writers' lock (`<store>.lock`, never replaced, released if the process
+        dies); temporaries of a killed compaction are removed first."""
+        timeout = self.lock_timeout_seconds if timeout is None else timeout
+        lock = Path(f"{self.path}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _flock(fd, fcntl.LOCK_EX, time.monotonic() + timeout, self.path)
+            publish.clean_stale(Path(self.path))
+            yield
+        finally:
+            os.close(fd)
+
+    def compact(self) -> Compaction:
+        """Rewrite the store into a fresh file without its free blocks (see the module's
+        docstring)."""
+        with self.writing():
+            with self.connect(write=True) as con:  # replays a WAL a killed writer left
+                con.execute("CHECKPOINT")
+            return self._compact()
+
+    def _compact(self) -> Compaction:
+        started = time.perf_counter()
+        target = Path(self.path)
+        before = target.stat().st_size
+        folder = publish.temp_path(target)
+        folder.mkdir()
+        fresh = folder / target.name
+        try:
+            con = duckdb.connect()
+            try:
+                con.execute("SET enable_progress_bar = false")  # stdout is the CLI's report
+                con.execute(f"ATTACH {_sql_text(target)} AS src (READ_ONLY)")
+                con.execute(f"ATTACH {_sql_text(fresh)} AS dst")
+                con.execute("COPY FROM DATABASE src TO dst")
+                for table in ("scores", "runs"):
+                    counts = [
+                        con.execute(f"SELECT count(*) FROM {db}.{table}").fetchone()[0]
+                        for db in ("src", "dst")
+                    ]
+                    if counts[0] != counts[1]:
+                        raise RuntimeError(f"compacting {target}: {table} {counts[0]} rows, copy {counts[1]}")
+                con.execute("DETACH dst")
+                con.execute("DETACH src")
+            finally:
+                con.close()
+            publish.sync_tree(folder)
+            # no reader may be opening the file while it is swapped: one that was failed to
+            # read it ("Failed to deserialize"), once in four runs of the long concurrency test
+            with self._gate(True, time.monotonic() + self.lock_timeout_seconds):
+                os.replace(fresh, target)
+                publish.sync_dir(target.parent)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return Compaction(before, target.stat().st_size, time.perf_counter() - started)
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -185,6 +305,20 @@ class HistoryStore:
         """Replace day `run.day` by `rows` in one transaction. `on_chunk(written, total)` is called
         after each inserted chunk, inside the transaction. Returns the number of rows written."""
         rows = conform_rows(rows, run.day)
+        with self.writing():
+            free = self._write_day(rows, run, chunk_rows, on_chunk)
+            if free > self.compact_free_share:
+                self._compact()
+        return rows.height
+
+    def _write_day(
+        self,
+        rows: pl.DataFrame,
+        run: DayRun,
+        chunk_rows: int,
+        on_chunk: Callable[[int, int], None] | None,
+    ) -> float:
+        """The transaction of `replace_day`; returns the share of the file's blocks left free."""
         with self.connect(write=True) as con:
             con.execute("BEGIN TRANSACTION")
             try:
@@ -206,7 +340,8 @@ class HistoryStore:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return rows.height
+            con.execute("CHECKPOINT")
+            return free_share(con)
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -278,6 +413,28 @@ def _add_missing_point_buckets(con: Any) -> None:
         f"USING struct_insert(points, {added})"
     )
     con.execute(_USER_INDEX)
+
+
+def _flock(fd: int, kind: int, deadline: float, store: Path) -> None:
+    """flock `kind` on `fd`, polled until `deadline` (then StoreBusy)."""
+    while True:
+        try:
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise StoreBusy(f"{store} is being written by another process") from None
+            time.sleep(0.005)
+
+
+def free_share(con: Any) -> float:
+    """The share of the open database file's blocks that are free (after a checkpoint)."""
+    total, free = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size()").fetchone()
+    return free / total if total else 0.0
+
+
+def _sql_text(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _has_table(con: Any, name: str) -> bool:

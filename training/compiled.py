@@ -40,7 +40,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -48,6 +47,8 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+
+from influence import publish
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,14 @@ def _compiled(booster: lgb.Booster, directory: Path) -> CompiledTrees:
         raise RuntimeError("no C compiler (gcc) on PATH")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=directory, prefix=".building-") as tmp:
-        built = _build(booster, Path(tmp), compiler, library.name)
+    publish.clean_stale_under(directory)  # build folders of killed processes
+    folder = publish.temp_path(library)  # named by this process, so a later run can tell
+    folder.mkdir()
+    try:
+        built = _build(booster, folder, compiler, library.name)
         os.replace(built, library)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return CompiledTrees(library, booster.num_feature(), round(time.perf_counter() - started, 2))
 
 
