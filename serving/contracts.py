@@ -47,7 +47,7 @@ class ScoreRequest(_Contract):
 # A batch item is any JSON value on the way in (each item is validated on its own, so an
 # invalid one gets its own errors and does not sink the others), documented as the
 # SignalSnapshot it is meant to be.
-SnapshotItem = Annotated[Any, DocumentedAsSnapshot()]
+SnapshotItem = Annotated[Any, DocumentedAsSnapshot(or_anything=True)]
 
 
 class BatchRequest(_Contract):
