@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -94,12 +95,18 @@ def test_every_start_up_fault_ends_the_launcher_naming_the_problem(bundle_dir, t
                                 "time.sleep(600)")],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
+    running: dict[str, subprocess.Popen] = {}
     try:
         ports = {name: free_port() for name in cases}
         started = time.monotonic()
         running = {name: _launch(env, ports[name]) for name, (env, _) in cases.items()}
         for name, process in running.items():
-            out, _ = process.communicate(timeout=FAIL_WITHIN_S)
+            try:
+                left = FAIL_WITHIN_S - (time.monotonic() - started)
+                out, _ = process.communicate(timeout=max(1.0, left))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"{name}: still running after {FAIL_WITHIN_S} s "
+                            f"(port {'open' if _listening(ports[name]) else 'closed'})")
             took = time.monotonic() - started
             print(f"{name}: exit {process.returncode} after {took:.1f} s: {out.strip()[-300:]}")
             assert process.returncode == 2, (name, out)
@@ -110,6 +117,10 @@ def test_every_start_up_fault_ends_the_launcher_naming_the_problem(bundle_dir, t
     finally:
         holder.kill()
         holder.wait()
+        for process in running.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
     assert not stores["missing"].parent.exists()
 
 
@@ -128,7 +139,7 @@ def test_a_worker_that_cannot_start_stops_the_server(bundle_dir, tmp_path):
         out, _ = process.communicate(timeout=240)
     finally:
         if process.poll() is None:
-            os.killpg(process.pid, 9)
+            os.killpg(process.pid, signal.SIGKILL)
     assert process.returncode == 2, out[-2000:]
     assert "influence serve: stopped: cannot start: BundleIntegrityError" in out
     assert str(broken / "model.txt") in out
