@@ -283,7 +283,8 @@ def throughput(bundle_dir: Path, logs: Path) -> dict[str, Any]:
     from serving.launch import running_server
 
     bodies = score_bodies()
-    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml")}
+    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml"),
+           "INFLUENCE_API_KEY": None}
     out: dict[str, Any] = {}
     for workers in THROUGHPUT_WORKERS:
         with running_server(SERVICE, logs / f"throughput-{workers}.log", env=env, cwd=REPO,
@@ -304,7 +305,8 @@ def measure(bundle_dir: Path, logs: Path) -> dict[str, Any]:
     from serving.launch import running_server
 
     bodies = payloads()
-    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml")}
+    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml"),
+           "INFLUENCE_API_KEY": None}  # measured without auth
     result: dict[str, Any] = {}
     with (
         running_server(ECHO, logs / "echo.log", env=env, cwd=REPO) as echo,
@@ -403,7 +405,6 @@ def run(work_dir: Path = Path("data/bench")) -> dict:
                               "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     result["in_process"] = in_process_breakdown(bundle_dir, bodies[len(bodies) // 2],
                                                 (bodies * 3)[:1000])
-    os.environ.pop("INFLUENCE_API_KEY", None)  # measured without auth
     result.update(measure(bundle_dir, logs))
     result["throughput"] = throughput(bundle_dir, logs)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -263,17 +263,19 @@ def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
         pass
 
 
-def start_server(target: str, log: Path, env: Mapping[str, str] | None = None,
+def start_server(target: str, log: Path, env: Mapping[str, str | None] | None = None,
                  port: int | None = None, cwd: Path | None = None, workers: int | None = None,
                  params: Path | None = None) -> tuple[subprocess.Popen, str]:
     """`python -m serving.launch <target>` on a free loopback port, in its own session; not
-    waited for (see `running_server`)."""
+    waited for (see `running_server`). `env` adds to this process's environment; a None value
+    removes the variable."""
     port = port or free_port()
     log.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**os.environ, **QUIET_ENV, **(env or {})}
     with log.open("w") as out:
         process = subprocess.Popen(
             serve_command(target, port, workers, params),
-            env={**os.environ, **QUIET_ENV, **(env or {})},
+            env={k: v for k, v in merged.items() if v is not None},
             cwd=cwd,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -286,7 +288,7 @@ def start_server(target: str, log: Path, env: Mapping[str, str] | None = None,
 def running_server(
     target: str,
     log: Path,
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     port: int | None = None,
     timeout: float = 120.0,
     cwd: Path | None = None,
