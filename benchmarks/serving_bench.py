@@ -165,7 +165,7 @@ def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], batch: list
     from features.snapshot import SignalSnapshot, snapshots_to_arrays
     from serving.contracts import BatchRequest, ScoreRequest
     from serving.scorer import load_scorer
-    from serving.service import batch_payload, parse_items
+    from serving.answers import batch_payload, parse_items
     from serving.settings import ServingSettings
 
     scorer = load_scorer(ServingSettings(INFLUENCE_BUNDLE_DIR=str(bundle_dir)))
