@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 
 HOST = "127.0.0.1"
 SERVICE = "serving.service:InfluenceService"
@@ -250,9 +251,15 @@ def _tail(log: Path, lines: int = 40) -> str:
 
 
 def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
-    """SIGTERM to the server's process group (it and its workers), SIGKILL after `grace` s."""
+    """SIGTERM to the server's process group (the supervisor stops its workers), SIGKILL after
+    `grace` s; then SIGKILL, by PID, to any of its workers still alive (circus puts each worker in
+    a process group of its own, so a killed supervisor would leave them behind)."""
     if process.poll() is not None:
         return
+    try:
+        workers = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        workers = []
     try:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=grace)
@@ -261,6 +268,12 @@ def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
         process.wait(timeout=grace)
     except ProcessLookupError:
         pass
+    _, alive = psutil.wait_procs(workers, timeout=grace)
+    for worker in alive:
+        try:
+            worker.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def start_server(target: str, log: Path, env: Mapping[str, str | None] | None = None,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -24,7 +23,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving.launch import HOST, QUIET_ENV, SERVICE, free_port, running_server, serve_command
+from serving.launch import (
+    HOST,
+    QUIET_ENV,
+    SERVICE,
+    free_port,
+    running_server,
+    serve_command,
+    stop,
+)
 from serving.samples import EXAMPLE
 
 pytestmark = pytest.mark.slow
@@ -118,9 +125,7 @@ def test_every_start_up_fault_ends_the_launcher_naming_the_problem(bundle_dir, t
         holder.kill()
         holder.wait()
         for process in running.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop(process, grace=5)
     assert not stores["missing"].parent.exists()
 
 
@@ -138,8 +143,7 @@ def test_a_worker_that_cannot_start_stops_the_server(bundle_dir, tmp_path):
     try:
         out, _ = process.communicate(timeout=240)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        stop(process, grace=5)
     assert process.returncode == 2, out[-2000:]
     assert "influence serve: stopped: cannot start: BundleIntegrityError" in out
     assert str(broken / "model.txt") in out
