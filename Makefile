@@ -44,8 +44,9 @@ test: setup ## the default test suite (fast; includes an end-to-end run on a sma
 test-slow: setup ## the slow tests too (full default world, real servers)
 	$(BIN)/pytest -q
 
-serve: setup ## serve the registry's champion on http://127.0.0.1:3000 (POST /score, /score_batch)
-	$(BIN)/influence serve --port 3000
+serve: setup ## serve the registry's champion on http://127.0.0.1:3000 (API page at /, OpenAPI at /docs.json)
+	@# BentoML's home in the project, not ~/bentoml (each server also gets a private metrics folder)
+	BENTOML_HOME=$(CURDIR)/.bentoml $(BIN)/influence serve --port 3000
 
 backfill: pipeline ## score the last 31 days (score_daily.backfill_days) into the score history; fills only missing days
 	$(BIN)/influence backfill --skip-existing

@@ -16,6 +16,11 @@ payloads to both. Targets (issue 5, section 6):
   replaces it with `serving.guard.RequestTimeout`, which holds nothing, and RSS is flat within
   ~0.5 MB after the first thousand requests.)
 
+Throughput (issue 15): /score without explanation from 1, 8 and 16 concurrent clients (one
+keep-alive connection each, `THROUGHPUT_SECONDS` each) against the service with 1 and then 2
+workers: requests per second, p50, p99, errors. The clients run in this process (asyncio), on the
+same 2 cores as the server: at 16 clients they take a share of the CPU the workers would use.
+
 Recorded: p50, p99, throughput (sequential requests per second) for each, every latency also as
 a ratio to the floor's p50 (for the batch: the floor echoing the same 1,000-snapshot body), the
 service's RSS every 1,000 requests, and an in-process breakdown of one request (validation,
@@ -58,6 +63,9 @@ N_EXPLAIN = 500
 N_BATCH = 15
 TOTAL_REQUESTS = 10_000
 RSS_EVERY = 1_000
+THROUGHPUT_CLIENTS = (1, 8, 16)
+THROUGHPUT_WORKERS = (1, 2)
+THROUGHPUT_SECONDS = 10.0
 
 
 def _log(message: str) -> None:
@@ -157,7 +165,7 @@ def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], batch: list
     from features.snapshot import SignalSnapshot, snapshots_to_arrays
     from serving.contracts import BatchRequest, ScoreRequest
     from serving.scorer import load_scorer
-    from serving.service import batch_payload, parse_items
+    from serving.answers import batch_payload, parse_items
     from serving.settings import ServingSettings
 
     scorer = load_scorer(ServingSettings(INFLUENCE_BUNDLE_DIR=str(bundle_dir)))
@@ -204,12 +212,101 @@ def in_process_breakdown(bundle_dir: Path, snapshot: dict[str, Any], batch: list
     return out
 
 
+async def _drive(url: str, clients: int, seconds: float, bodies: Sequence[bytes],
+                 every: float | None, sample: Callable[[], Any] | None) -> dict[str, Any]:
+    import asyncio
+    from collections import Counter
+
+    latencies: list[float] = []
+    errors: Counter = Counter()
+    samples: list[Any] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
+        async def one(k: int) -> None:
+            i = k
+            while loop.time() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/score", content=bodies[i % len(bodies)],
+                                                 headers={"content-type": "application/json"})
+                except httpx.HTTPError as error:
+                    errors[type(error).__name__] += 1
+                    continue
+                latencies.append(time.perf_counter() - started)
+                if response.status_code != 200:
+                    errors[str(response.status_code)] += 1
+                i += clients
+
+        async def sampler() -> None:
+            while every and sample and loop.time() < deadline:
+                samples.append({"second": round(seconds - (deadline - loop.time()), 1), **sample()})
+                await asyncio.sleep(every)
+
+        started = loop.time()
+        await asyncio.gather(sampler(), *(one(k) for k in range(clients)))
+        elapsed = loop.time() - started
+    ms = np.asarray(latencies) * 1e3
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "errors": dict(errors),
+        "throughput_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2) if len(ms) else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 2) if len(ms) else None,
+        **({"samples": samples} if samples else {}),
+    }
+
+
+def drive(url: str, clients: int, seconds: float, bodies: Sequence[bytes],
+          every: float | None = None, sample: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """`clients` concurrent keep-alive connections sending /score (explain=false) for `seconds`:
+    requests, errors (by status or exception), throughput, p50/p99; `sample()` every `every`
+    seconds when given (the load test's RSS)."""
+    import asyncio
+
+    return asyncio.run(_drive(url, clients, seconds, bodies, every, sample))
+
+
+def score_bodies(n: int = 200) -> list[bytes]:
+    """/score request bodies (explain=false) of `payloads`."""
+    from pydantic_core import to_json
+
+    return [to_json({"snapshot": body, "explain": False}) for body in payloads(n)]
+
+
+def throughput(bundle_dir: Path, logs: Path) -> dict[str, Any]:
+    """Requests per second at 1, 8 and 16 clients, for 1 and 2 workers."""
+    from serving.launch import running_server
+
+    bodies = score_bodies()
+    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml"),
+           "INFLUENCE_API_KEY": None}
+    out: dict[str, Any] = {}
+    for workers in THROUGHPUT_WORKERS:
+        with running_server(SERVICE, logs / f"throughput-{workers}.log", env=env, cwd=REPO,
+                            workers=workers) as service:
+            drive(service.url, 4, 2.0, bodies)  # warm-up
+            runs = {}
+            for clients in THROUGHPUT_CLIENTS:
+                _log(f"throughput: {workers} worker(s), {clients} client(s)")
+                runs[str(clients)] = drive(service.url, clients, THROUGHPUT_SECONDS, bodies)
+            out[f"workers_{workers}"] = runs
+    one, two = out["workers_1"], out["workers_2"]
+    out["two_workers_vs_one"] = {c: round(two[c]["throughput_per_s"] / one[c]["throughput_per_s"], 2)
+                                 for c in one if one[c]["throughput_per_s"]}
+    return out
+
+
 def measure(bundle_dir: Path, logs: Path) -> dict[str, Any]:
     from serving.launch import running_server
 
     bodies = payloads()
-    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "INFLUENCE_API_KEY": "",
-           "BENTOML_HOME": str(logs / "bentoml")}
+    env = {"INFLUENCE_BUNDLE_DIR": str(bundle_dir), "BENTOML_HOME": str(logs / "bentoml"),
+           "INFLUENCE_API_KEY": None}  # measured without auth
     result: dict[str, Any] = {}
     with (
         running_server(ECHO, logs / "echo.log", env=env, cwd=REPO) as echo,
@@ -309,6 +406,7 @@ def run(work_dir: Path = Path("data/bench")) -> dict:
     result["in_process"] = in_process_breakdown(bundle_dir, bodies[len(bodies) // 2],
                                                 (bodies * 3)[:1000])
     result.update(measure(bundle_dir, logs))
+    result["throughput"] = throughput(bundle_dir, logs)
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["verdicts"] = verdicts(result)
     return result

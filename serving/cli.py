@@ -14,7 +14,6 @@ import typer
 
 app = typer.Typer()
 
-SERVICE = "serving.service:InfluenceService"
 
 
 @app.command()
@@ -25,17 +24,25 @@ def serve(
         typer.Option(help="Serve this saved ModelBundle folder instead of the registry's "
                      "champion (sets INFLUENCE_BUNDLE_DIR).", exists=True, file_okay=False),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (each loads the model); default: params.yaml "
+                     "serve.workers.", min=1, max=32),
+    ] = None,
 ) -> None:
-    """Serve the champion model over HTTP on 127.0.0.1 (BentoML): POST /score, /score_batch;
-    OpenAPI at /docs.json. Set INFLUENCE_API_KEY to require `Authorization: Bearer <key>`."""
-    from serving.launch import HOST, QUIET_ENV, serve_command
+    """Serve the champion model over HTTP on 127.0.0.1 (BentoML): POST /score, /score_batch,
+    GET /users/{id}/score and /history; OpenAPI at /docs.json, its page at /. Set
+    INFLUENCE_API_KEY (16+ characters) to require `Authorization: Bearer <key>`. The model, the
+    store and the key are checked first: a problem ends the command within seconds (status 2),
+    naming the file or store."""
+    from serving.launch import HOST, QUIET_ENV, SERVICE, serve_command
 
     env = {**os.environ, **QUIET_ENV}
     if bundle is not None:
         env["INFLUENCE_BUNDLE_DIR"] = str(bundle.resolve())
     typer.echo(_welcome(f"http://{HOST}:{port}", bool(env.get("INFLUENCE_API_KEY"))), err=True)
     sys.stderr.flush()
-    command = serve_command(SERVICE, port)
+    command = serve_command(SERVICE, port, workers)
     os.execve(command[0], command, env)
 
 
@@ -50,9 +57,9 @@ CURL_EXAMPLE = (
 def _welcome(url: str, with_key: bool) -> str:
     auth = ' -H "Authorization: Bearer $INFLUENCE_API_KEY"' if with_key else ""
     return (
-        f"influence score service on {url}  (OpenAPI {url}/docs.json, ready at {url}/readyz)\n"
-        f"try:\n  curl -s -X POST {url}/score -H 'Content-Type: application/json'{auth} \\\n"
-        f"    -d '{CURL_EXAMPLE}'\n"
+        f"influence score service on {url}  (API page {url}/, OpenAPI {url}/docs.json, ready "
+        f"at {url}/readyz)\ntry:\n  curl -s -X POST {url}/score -H 'Content-Type: "
+        f"application/json'{auth} \\\n    -d '{CURL_EXAMPLE}'\n"
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_valid
 from features.snapshot import SignalSnapshot
 from serving.errors import FieldError
 from serving.openapi import nullable_fields
+from serving.rounding import rounded_score
 from serving.settings import MAX_BATCH, MAX_EXPLAINED_BATCH
 from serving.snapshot_doc import DocumentedAsSnapshot
 
@@ -46,7 +47,7 @@ class ScoreRequest(_Contract):
 # A batch item is any JSON value on the way in (each item is validated on its own, so an
 # invalid one gets its own errors and does not sink the others), documented as the
 # SignalSnapshot it is meant to be.
-SnapshotItem = Annotated[Any, DocumentedAsSnapshot()]
+SnapshotItem = Annotated[Any, DocumentedAsSnapshot(or_anything=True)]
 
 
 class BatchRequest(_Contract):
@@ -97,25 +98,36 @@ class Tip(_Contract):
 
 
 class ScoreResult(_Answer):
-    """A score and, unless explain=false, what it is made of and what would raise it."""
+    """A score and, unless explain=false, what it is made of and what would raise it. Numbers
+    are rounded to 2 decimals as they are written (`serving.rounding`: points per network and
+    family still add up exactly to score - baseline)."""
 
     user_id: str | None = None
-    score: float = Field(ge=1, le=100, description="influence score, 1-100")
-    percentile: float = Field(ge=0, le=100, description="share of the reference population below")
+    score: float = Field(ge=1, le=100, description="influence score, 1-100 (2 decimals)")
+    percentile: float = Field(ge=0, le=100, description="share of the reference population "
+                              "below, in percent (2 decimals)")
     provisional: bool = Field(
         description="true when the snapshot is too thin (new account, little data) to be sure"
     )
-    baseline: float | None = Field(None, description="the population's baseline score")
+    baseline: float | None = Field(
+        None, description="the score of an average user of the reference population: the "
+        "points below are measured from it")
     networks: dict[str, float] | None = Field(
-        None, description="points per network; they add up to score - baseline"
+        None, description="points per network against the baseline (negative: that network "
+        "holds the score below the baseline); they add up to score - baseline"
     )
     families: dict[str, float] | None = Field(
-        None, description="points per signal family; they add up to score - baseline"
+        None, description="points per signal family against the baseline; they add up to "
+        "score - baseline"
     )
     factors: list[Factor] | None = Field(None, description="the signals that move the score most")
     tips: list[Tip] | None = Field(
         None, max_length=3, description="up to three what-ifs with a positive estimated gain"
     )
+
+    @model_serializer(mode="wrap")
+    def _rounded(self, handler: Any):
+        return rounded_score({k: v for k, v in handler(self).items() if v is not None})
 
 
 class ScoreResponse(ScoreResult):
@@ -123,10 +135,12 @@ class ScoreResponse(ScoreResult):
 
 
 class BatchItem(_Answer):
-    """One item of a batch, in request order: a result or the item's own errors."""
+    """One item of a batch, in request order: a result, or a summary of the item's problems and
+    the first of them (at most 5; the summary counts them all)."""
 
     index: int
     result: ScoreResult | None = None
+    error: str | None = Field(None, description="what is wrong with the item, in one line")
     errors: list[FieldError] | None = None
 
 

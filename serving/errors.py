@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from features.snapshot import NetworkSignals
 from influence.vocabulary import FAMILIES, NETWORKS, actions_of
+from serving.settings import MAX_LISTED_ERRORS
 
 _UNION_TAGS = frozenset({"window", "windows"})
 _KEY_MARK = "[key]"
@@ -30,10 +31,13 @@ class FieldError(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx answer of the service: a summary and, for invalid input, one entry per problem."""
+    """Every error answer of the service (any status of 400 or more, every endpoint): a summary
+    and, for invalid input, one entry per problem (at most 20; the summary counts the rest)."""
 
-    error: str
-    errors: list[FieldError] = Field(default_factory=list)
+    error: str = Field(description="what went wrong, in one line")
+    errors: list[FieldError] = Field(
+        default_factory=list, description="the problems with the request, by field path"
+    )
 
 
 def dotted(parts: Iterable[Any]) -> str:
@@ -111,6 +115,15 @@ def field_errors(errors: Iterable[Mapping[str, Any]], prefix: Sequence[Any] = ()
     return [field_error(e, prefix) for e in errors]
 
 
-def invalid_body(errors: list[FieldError]) -> ErrorBody:
-    n = len(errors)
-    return ErrorBody(error=f"invalid request: {n} problem{'s' if n != 1 else ''}", errors=errors)
+def problems_summary(what: str, total: int, listed: int) -> str:
+    """"invalid request: 3 problems", with how many are not listed when some are not."""
+    summary = f"{what}: {total} problem{'s' if total != 1 else ''}"
+    return summary if listed >= total else f"{summary} ({listed} listed, {total - listed} not shown)"
+
+
+def invalid_body(errors: list[FieldError], total: int | None = None) -> ErrorBody:
+    """The 400 answer of an invalid request: at most `MAX_LISTED_ERRORS` of its `total` problems
+    (default: all of `errors`), the summary counting them all."""
+    total = len(errors) if total is None else total
+    listed = errors[:MAX_LISTED_ERRORS]
+    return ErrorBody(error=problems_summary("invalid request", total, len(listed)), errors=listed)

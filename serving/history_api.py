@@ -11,7 +11,9 @@ from datetime import date, timedelta
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from serving.errors import ErrorBody, FieldError
 from serving.history import NEW_ACCOUNT, HistoryStore, StoreBusy, default_store
+from serving.rounding import parts_to_total
 
 LOOKUP_DAYS = 30
 """Days of a user's history the score lookup reads: enough for the month change."""
@@ -42,16 +44,21 @@ class ScoreDelta(_Response):
 class UserScore(_Response):
     user_id: str
     date: Day = Field(description="the day of the latest published score")
-    score: float = Field(description="published score 1-100 (smoothed)")
+    score: float = Field(description="published score 1-100 (smoothed: it follows the model's "
+                         "score of each day with a 3-day half-life)")
+    model_score: float = Field(description="the model's own score that day, before smoothing")
     percentile: float | None
     provisional: bool | None
     model_version: str
     score_delta: ScoreDelta
+    baseline: float | None = Field(
+        None, description="the model's score of an average user that day: the points below "
+        "are measured from it")
     networks: dict[str, float] = Field(
-        default_factory=dict, description="points of the model's score per linked network"
-    )
-
-
+        default_factory=dict,
+        description="points per linked network against the baseline (negative: that network "
+        "holds the score below the baseline); with cross_network, not_linked and new_account "
+        "they add up to model_score - baseline")
 class HistoryPoint(_Response):
     date: Day
     score: float
@@ -66,11 +73,6 @@ class UserHistory(_Response):
     first: Day
     last: Day
     series: list[HistoryPoint]
-
-
-class UnknownUser(_Response):
-    detail: str
-    user_id: str
 
 
 def score_delta(history: pl.DataFrame, decimals: int = 2) -> ScoreDelta:
@@ -90,25 +92,34 @@ def score_delta(history: pl.DataFrame, decimals: int = 2) -> ScoreDelta:
     return ScoreDelta(**changes)
 
 
-def user_score(user_id: str, history: pl.DataFrame, decimals: int = 2) -> UserScore | None:
-    """The latest published score of a user with its changes, None for a user without history."""
+def user_score(user_id: str, history: pl.DataFrame, decimals: int = 2,
+               baseline: float | None = None) -> UserScore | None:
+    """The latest published score of a user with its changes, None for a user without history.
+    `baseline`: the model's baseline of that day (the store's `runs`)."""
     if history.height == 0:
         return None
     latest = history.sort("date").row(-1, named=True)
-    points = latest["points"] or {}
+    points = {  # as the service explains: no hold-back bucket without a hold-back
+        k: v for k, v in (latest["points"] or {}).items()
+        if v is not None and not (k == NEW_ACCOUNT and v == 0)
+    }
+    model_score = round(latest["raw_score"], decimals)
+    if baseline is not None:
+        baseline = round(baseline, decimals)
+        networks = parts_to_total(points, model_score - baseline, decimals)
+    else:
+        networks = {k: round(v, decimals) + 0.0 for k, v in points.items()}
     return UserScore(
         user_id=user_id,
         date=latest["date"],
-        score=latest["score"],
-        percentile=latest["percentile"],
+        score=round(latest["score"], decimals),
+        model_score=model_score,
+        percentile=None if latest["percentile"] is None else round(latest["percentile"], decimals),
         provisional=latest["provisional"],
         model_version=latest["model_version"],
         score_delta=score_delta(history, decimals),
-        networks={  # as the service explains: no hold-back bucket without a hold-back, no -0.0
-            k: round(v, decimals) + 0.0
-            for k, v in points.items()
-            if v is not None and not (k == NEW_ACCOUNT and v == 0)
-        },
+        baseline=baseline,
+        networks=networks,
     )
 
 
@@ -128,7 +139,8 @@ def user_series(user_id: str, history: pl.DataFrame, days: int) -> UserHistory |
         last=last,
         series=[
             HistoryPoint(**{k: row[k] for k in HistoryPoint.model_fields})
-            for row in rows.with_columns(pl.col("raw_score").round(4)).iter_rows(named=True)
+            for row in rows.with_columns(pl.col("score", "raw_score", "percentile").round(2))
+            .iter_rows(named=True)
         ],
     )
 
@@ -139,59 +151,74 @@ def user_series(user_id: str, history: pl.DataFrame, days: int) -> UserHistory |
 
 BUSY_RETRY_SECONDS = 2.0
 """A lookup waits this long for the daily job's write to finish before answering 503."""
+EXAMPLE_USER = "1000000001"
+"""A user of every simulated world (`make run`'s included): the documented example."""
 
 
-def lookup_app(store: Callable[[], HistoryStore] = default_store, max_days: Callable[[], int] | None = None):
+def _not_found_problem(store: HistoryStore) -> str:
+    if store.exists():
+        return "no score history for this user"
+    return ("no score history for this user: the history is empty (run `influence score-daily` "
+            "or `make backfill`)")
+
+
+def lookup_app(store: Callable[[], HistoryStore] = default_store, max_days: int | None = None):
     """A FastAPI app with `GET /{user_id}/score` and `GET /{user_id}/history?days=`; the store is
-    resolved on each request, so the app can be built before any history exists."""
-    from fastapi import FastAPI, Query
+    resolved on each request, so the app can be built before any history exists. Errors are the
+    service's `ErrorBody` (400 for an invalid `days`, 404 for an unknown user, 503 while the
+    daily job writes)."""
+    from fastapi import FastAPI, Path, Query
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    max_days = max_days or _default_max_days
+    limit = max_days or default_max_days()
     app = FastAPI(title="Influence score history", openapi_url=None, docs_url=None, redoc_url=None)
     responses: dict = {
-        404: {"model": UnknownUser, "description": "no score history for this user"},
-        503: {"description": "the daily job is writing the history; retry shortly"},
+        400: {"model": ErrorBody, "description": "invalid `days`"},
+        404: {"model": ErrorBody, "description": "no score history for this user"},
+        503: {"model": ErrorBody, "description": "the daily job is writing the history; retry "
+              "after the seconds of the Retry-After header"},
     }
+    user = Path(description="the user's id, as the daily job scored it")
 
     def _history(user_id: str, days: int) -> pl.DataFrame:
         return store().user_history(user_id, days, timeout=BUSY_RETRY_SECONDS)
 
+    def _error(status: int, body: ErrorBody, headers: dict | None = None) -> JSONResponse:
+        return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
     def _not_found(user_id: str) -> JSONResponse:
-        detail = (
-            f"no score history for user {user_id!r}"
-            if store().exists()
-            else f"no score history for user {user_id!r}: the history is empty "
-            "(run `influence score-daily` or `make backfill`)"
-        )
-        return JSONResponse({"detail": detail, "user_id": user_id}, status_code=404)
+        return _error(404, ErrorBody(error=f"no score history for user {user_id!r}", errors=[
+            FieldError(path="user_id", problem=_not_found_problem(store()))]))
 
     def _busy() -> JSONResponse:
-        return JSONResponse(
-            {"detail": "the score history is being written; retry in a few seconds"},
-            status_code=503,
-            headers={"Retry-After": "5"},
-        )
+        return _error(503, ErrorBody(error="the score history is being written; retry in a few "
+                                     "seconds"), headers={"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request, error: RequestValidationError) -> JSONResponse:
+        problems = [FieldError(path=".".join(str(p) for p in e["loc"][1:]) or "", problem=e["msg"])
+                    for e in error.errors()]
+        n = len(problems)
+        return _error(400, ErrorBody(error=f"invalid request: {n} problem{'s' if n != 1 else ''}",
+                                     errors=problems))
 
     @app.get("/{user_id}/score", response_model=UserScore, responses=responses)
-    def get_score(user_id: str):
-        """The latest published score with its day, week and month changes."""
+    def get_score(user_id: str = user):
+        """The latest published score with its day, week and month changes, and the model's
+        score of that day explained in points per network against the baseline."""
         try:
-            found = user_score(user_id, _history(user_id, LOOKUP_DAYS + 1))
+            history = _history(user_id, LOOKUP_DAYS + 1)
+            baseline = _baseline(store(), history)
         except StoreBusy:
             return _busy()
+        found = user_score(user_id, history, baseline=baseline)
         return found if found is not None else _not_found(user_id)
 
     @app.get("/{user_id}/history", response_model=UserHistory, responses=responses)
-    def get_history(user_id: str, days: int = Query(90, ge=1, description="days, ending on the latest")):
+    def get_history(user_id: str = user,
+                    days: int = Query(90, ge=1, le=limit, description="days, ending on the latest")):
         """The published scores of the last `days` days (days without a score are absent)."""
-        limit = max_days()
-        if days > limit:
-            return JSONResponse(
-                {"detail": [{"loc": ["query", "days"], "msg": f"days must be at most {limit}",
-                             "type": "less_than_equal", "input": days}]},
-                status_code=422,
-            )
         try:
             found = user_series(user_id, _history(user_id, days), days)
         except StoreBusy:
@@ -201,7 +228,18 @@ def lookup_app(store: Callable[[], HistoryStore] = default_store, max_days: Call
     return app
 
 
-def _default_max_days() -> int:
+def _baseline(store: HistoryStore, history: pl.DataFrame) -> float | None:
+    """The baseline of the model on the user's latest day (the store's `runs`)."""
+    if history.height == 0:
+        return None
+    runs = store.runs()
+    if not runs.height or "baseline" not in runs.columns:
+        return None
+    day = runs.filter(pl.col("date") == history["date"].max())
+    return day["baseline"][0] if day.height else None
+
+
+def default_max_days() -> int:
     from influence.params import default_params
 
     return default_params().score_daily.history_max_days

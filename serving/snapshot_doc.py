@@ -104,7 +104,16 @@ def snapshot_doc_model() -> type[BaseModel]:
 
 @dataclass(frozen=True)
 class DocumentedAsSnapshot:
-    """Annotated metadata: validate as the annotated type, document as `snapshot_doc_model()`."""
+    """Annotated metadata: validate as the annotated type, document as `snapshot_doc_model()`.
+    `or_anything`: a batch item, which may be any JSON value (an invalid one gets its own errors
+    in a 200 answer), documented as "a snapshot, or anything else" so that the document does not
+    promise a 400 the service never gives."""
+
+    or_anything: bool = False
 
     def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> Any:
-        return handler(snapshot_doc_model().__pydantic_core_schema__)
+        snapshot = handler(snapshot_doc_model().__pydantic_core_schema__)
+        if not self.or_anything or {} in snapshot.get("anyOf", ()):  # pydantic may ask twice
+            return snapshot
+        return {"anyOf": [snapshot, {}], "description": "a SignalSnapshot; any other value is "
+                "answered with its own errors in the item, not with a 400"}

@@ -349,12 +349,15 @@ class ModelBundle:
 
     @classmethod
     def load(cls, directory: Path | str) -> ModelBundle:
+        """The bundle saved in `directory`, after checking that its files are the ones its
+        version was made from (`verify_content`: raises BundleIntegrityError otherwise)."""
         directory = Path(directory)
         manifest = json.loads((directory / BUNDLE_FILE).read_text())
         if manifest.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{directory}: unsupported bundle format {manifest.get('format_version')}")
+        calibration = verify_content(directory, manifest["version"])
         booster = lgb.Booster(model_file=str(directory / MODEL_FILE))
-        calibrator = Calibrator.from_dict(json.loads((directory / CALIBRATOR_FILE).read_text()))
+        calibrator = Calibrator.from_dict(calibration)
         rule = manifest["provisional"]
         return cls(
             booster=booster,
@@ -392,10 +395,36 @@ class ModelBundle:
 
 def content_version(booster: lgb.Booster, calibrator: Calibrator) -> str:
     """A version string that changes whenever the model or its scale changes."""
+    return _content_hash(booster.model_to_string().encode(), calibrator.to_dict())
+
+
+def _content_hash(model_text: bytes, calibration: dict[str, Any]) -> str:
     digest = hashlib.sha256()
-    digest.update(booster.model_to_string().encode())
-    digest.update(json.dumps(calibrator.to_dict(), sort_keys=True).encode())
+    digest.update(model_text)
+    digest.update(json.dumps(calibration, sort_keys=True).encode())
     return f"is-{digest.hexdigest()[:12]}"
+
+
+class BundleIntegrityError(ValueError):
+    """A bundle folder whose model or calibrator is not the one its version was made from."""
+
+
+def verify_content(directory: Path, version: str) -> dict[str, Any]:
+    """Check a saved bundle's files against its version before anything parses them, and
+    return the calibrator's dict. The version is the content hash of `model.txt` (saved as
+    `model_to_string()`, byte for byte) and of the calibration (`content_version`): recomputed
+    from the files, a truncated or edited model is refused, named, before LightGBM reads it
+    (a tampered model would otherwise answer under the genuine version)."""
+    model = directory / MODEL_FILE
+    calibration = json.loads((directory / CALIBRATOR_FILE).read_text())
+    found = _content_hash(model.read_bytes(), calibration)
+    if found != version:
+        raise BundleIntegrityError(
+            f"{model} (with {CALIBRATOR_FILE}) hashes to {found}, not to the bundle's version "
+            f"{version}: the model files changed after they were saved (truncated, edited or "
+            "swapped); refusing to load them"
+        )
+    return calibration
 
 
 ENGAGEMENT_COLUMNS = ("log_unique_engagers__30d", "log_received__30d")
@@ -438,6 +467,7 @@ def _keys(features: Features, name: str, dtype: pl.DataType) -> pl.Series:
 
 __all__ = [
     "CROSS_NETWORK",
+    "BundleIntegrityError",
     "Explanation",
     "FeatureInfo",
     "ModelBundle",

@@ -349,6 +349,45 @@ def load_bundle(uri: str, settings: TrackingSettings | None = None) -> ModelBund
         return ModelBundle.load(bundle_dir_from_model(Path(local), Path(tmp) / "bundle"))
 
 
+class StoreError(RegistryError):
+    """The tracking store cannot be read: missing, not an MLflow SQLite store, or locked."""
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_store(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Before MLflow opens a `sqlite:///` store: the file exists, is an MLflow SQLite store and
+    can be read within `timeout` seconds. MLflow itself would create an empty store where none
+    is (and hand out no champion), and retry a corrupt or locked one for minutes; this names the
+    file and the problem at once. Other stores (a server, a folder) are MLflow's to check."""
+    import sqlite3
+    from urllib.parse import unquote, urlparse
+
+    parsed = urlparse(tracking_uri)
+    if parsed.scheme != "sqlite" or unquote(parsed.path)[1:] in ("", ":memory:"):
+        return
+    path = Path(unquote(parsed.path)[1:])
+    if not path.is_file():
+        raise StoreError(f"no MLflow store at {path} (MLFLOW_TRACKING_URI={tracking_uri}): "
+                         "run `make pipeline` first, or point MLFLOW_TRACKING_URI at the store")
+    with path.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            raise StoreError(f"MLflow store {path} is not an SQLite database (corrupt or "
+                             "overwritten)")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+        try:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as error:  # locked, malformed, unreadable
+        raise StoreError(f"MLflow store {path} cannot be read: {error}") from None
+    if "registered_models" not in tables:
+        raise StoreError(f"{path} is an SQLite database but not an MLflow store (no registry "
+                         "tables)")
+
+
 def load_champion(settings: TrackingSettings | None = None, name: str = MODEL_NAME) -> ModelBundle:
     """The ModelBundle that currently holds the `champion` alias of `influence-score`.
 
@@ -360,6 +399,7 @@ def load_champion(settings: TrackingSettings | None = None, name: str = MODEL_NA
     Raises RegistryError when no version holds the alias yet (run `dvc repro` or
     `influence register` first).
     """
+    check_store((settings or TrackingSettings()).tracking_uri)
     client = _client(settings)
     if version_by_alias(client, CHAMPION, name) is None:
         raise RegistryError(

@@ -11,7 +11,7 @@ from features.snapshot import snapshots_to_arrays
 from serving.samples import example_snapshot, random_snapshots, stand_in_bundle
 from serving.scorer import load_scorer, model_windows
 from serving.settings import ServingSettings
-from training.registry import RegistryError
+from training.registry import RegistryError, StoreError
 
 
 def _register_as_champion(bundle) -> str:
@@ -43,6 +43,18 @@ def test_the_champion_is_served_when_no_bundle_folder_is_given(monkeypatch):
 
 
 def test_no_champion_is_a_clear_start_up_error(monkeypatch):
+    from training.tracking import TrackingSettings, use_experiment
+
     monkeypatch.delenv("INFLUENCE_BUNDLE_DIR", raising=False)
+    use_experiment(TrackingSettings())  # a store, without any registered model
     with pytest.raises(RegistryError, match="champion"):
         load_scorer(ServingSettings())
+
+
+def test_no_store_is_a_clear_start_up_error_and_none_is_created(monkeypatch, tmp_path):
+    store = tmp_path / "nowhere" / "mlflow.db"
+    monkeypatch.delenv("INFLUENCE_BUNDLE_DIR", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    with pytest.raises(StoreError, match=f"no MLflow store at {store}"):
+        load_scorer(ServingSettings())
+    assert not store.parent.exists()

@@ -1,4 +1,5 @@
-"""Score lookups: deltas on hand-built histories, the series, and the HTTP answers (404, 422)."""
+"""Score lookups: deltas on hand-built histories, the series, and the HTTP answers (404, 400, all
+in the service's one error shape)."""
 
 from __future__ import annotations
 
@@ -59,6 +60,21 @@ def test_user_score_is_the_latest_row_with_its_points():
     assert user_score("a", _history({0: 1.0}).clear()) is None
 
 
+def test_points_are_against_the_baseline_and_add_up_to_the_model_score_in_cents():
+    rows = _history({0: 47.0}).with_columns(
+        pl.col("raw_score").alias("raw_score") + 0.123456,
+        # model score 47.123456, baseline 43.119: the points add up to 4.004456
+        pl.struct(twitter=pl.lit(4.661), instagram=pl.lit(-1.337), cross_network=pl.lit(0.6811),
+                  not_linked=pl.lit(-0.000644), new_account=pl.lit(0.0)).alias("points"),
+    )
+    found = user_score("a", rows, baseline=43.119)
+    assert (found.model_score, found.baseline) == (47.12, 43.12)
+    # rounded one by one they would add up to 3.99; the cent goes to the part that lost most
+    assert found.networks == {"twitter": 4.66, "instagram": -1.34, "cross_network": 0.68,
+                              "not_linked": 0.0}
+    assert round(sum(found.networks.values()), 2) == round(found.model_score - found.baseline, 2)
+
+
 def test_series_covers_the_days_asked_ending_on_the_latest():
     series = user_series("a", _history({k: 40.0 + k for k in range(0, 20, 2)}), days=7)
     assert series is not None
@@ -76,7 +92,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
         day = LATEST - timedelta(days=k)
         scores = {"alice": 60.0 - 0.25 * k} | ({"bob": 30.0} if k in (0, 5) else {})
         store.replace_day(history_rows(day, scores, model_version="7"), DayRun(day, "7"))
-    return TestClient(lookup_app(lambda: store, max_days=lambda: 365))
+    return TestClient(lookup_app(lambda: store, max_days=365))
 
 
 def test_get_score_answers_the_latest_score_with_its_changes(client: TestClient):
@@ -107,18 +123,30 @@ def test_unknown_users_get_404_with_a_clear_message(client: TestClient):
     for path in ("/nobody/score", "/nobody/history"):
         response = client.get(path)
         assert response.status_code == 404
-        assert response.json() == {"detail": "no score history for user 'nobody'", "user_id": "nobody"}
+        assert response.json() == {
+            "error": "no score history for user 'nobody'",
+            "errors": [{"path": "user_id", "problem": "no score history for this user"}],
+        }
 
 
 def test_an_empty_history_says_how_to_fill_it(tmp_path: Path):
     client = TestClient(lookup_app(lambda: HistoryStore(tmp_path / "none.duckdb")))
     response = client.get("/alice/score")
     assert response.status_code == 404
-    assert "influence score-daily" in response.json()["detail"]
+    assert "influence score-daily" in response.json()["errors"][0]["problem"]
 
 
 @pytest.mark.parametrize("days", ["0", "-3", "abc", "366"])
-def test_bad_day_counts_get_422(client: TestClient, days: str):
+def test_bad_day_counts_get_400_naming_days(client: TestClient, days: str):
     response = client.get("/alice/history", params={"days": days})
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["query", "days"]
+    assert response.status_code == 400
+    body = response.json()
+    assert set(body) == {"error", "errors"} and body["errors"][0]["path"] == "days"
+
+
+def test_the_documented_days_maximum_is_the_one_enforced(client: TestClient):
+    parameters = client.app.openapi()["paths"]["/{user_id}/history"]["get"]["parameters"]
+    (days,) = [p for p in parameters if p["name"] == "days"]
+    assert days["schema"]["maximum"] == 365
+    assert client.get("/alice/history", params={"days": 365}).status_code == 200
+    assert client.get("/alice/history", params={"days": 366}).status_code == 400

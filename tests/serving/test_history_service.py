@@ -46,7 +46,10 @@ def test_unknown_users_get_a_json_404(client: TestClient):
     response = client.get("/users/nobody/score")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("application/json")
-    assert response.json() == {"detail": "no score history for user 'nobody'", "user_id": "nobody"}
+    assert response.json() == {
+        "error": "no score history for user 'nobody'",
+        "errors": [{"path": "user_id", "problem": "no score history for this user"}],
+    }
 
 
 def test_the_lookups_are_in_the_openapi_document(client: TestClient):
@@ -67,8 +70,8 @@ def test_the_api_key_guards_the_lookups_too(store_path: Path):
     from serving.settings import ServingSettings
 
     app = Starlette(routes=[Mount("/users", app=lookup_app(lambda: HistoryStore(store_path)))])
-    guarded = RequestGuard(app, settings=ServingSettings(INFLUENCE_API_KEY="s3cret"))
+    guarded = RequestGuard(app, settings=ServingSettings(INFLUENCE_API_KEY="s3cret-0123456789abcdef"))
     client = TestClient(guarded, raise_server_exceptions=False)
     for path in ("/users/alice/score", "/users/alice/history"):
         assert client.get(path).status_code == 401
-        assert client.get(path, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.get(path, headers={"Authorization": "Bearer s3cret-0123456789abcdef"}).status_code == 200

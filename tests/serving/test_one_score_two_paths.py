@@ -142,7 +142,7 @@ def test_service_equals_batch_on_1000_users_of_the_default_world(bundle_dir, tmp
     model = _default_model(bundle_dir)
     batch = batch_scores(ModelBundle.load(model), frame)
     logs = tmp_path_factory.mktemp("two-paths-server")
-    env = {"INFLUENCE_BUNDLE_DIR": str(model), "INFLUENCE_API_KEY": "", "BENTOML_HOME": str(logs)}
+    env = {"INFLUENCE_BUNDLE_DIR": str(model), "INFLUENCE_API_KEY": None, "BENTOML_HOME": str(logs)}
     with running_server("serving.service:InfluenceService", logs / "serve.log", env=env,
                         cwd=ROOT, timeout=180) as server, httpx.Client(base_url=server.url,
                                                                       timeout=120) as http:

@@ -17,7 +17,7 @@ from serving.samples import EXAMPLE, random_snapshot_dicts
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-KEY = "test-key-0123"
+KEY = "test-key-0123456789"
 LIMIT = 200_000
 
 

@@ -1,11 +1,13 @@
 """The request guard on its own, around a tiny Starlette app: API key, body limit, media type,
-and every 4xx answered as an ErrorBody; and the request timeout that replaces BentoML's."""
+body shape, and every error answered as an ErrorBody; and the request timeout that replaces
+BentoML's (serving.runtime)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
 import gc
+import json
 import weakref
 
 import pytest
@@ -15,7 +17,8 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from serving.guard import RequestGuard, RequestTimeout, error_payload
+from serving.guard import RequestGuard, error_payload
+from serving.runtime import RequestTimeout
 from serving.settings import ServingSettings
 
 
@@ -36,6 +39,9 @@ async def ok(request: Request) -> PlainTextResponse:
     return PlainTextResponse("\n")
 
 
+KEY = "s3cret-0123456789abcdef"
+
+
 def _client(**settings) -> TestClient:
     app = Starlette(routes=[
         Route("/score", echo, methods=["POST"]),
@@ -43,7 +49,7 @@ def _client(**settings) -> TestClient:
         Route("/livez", ok),
         Route("/users/x/score", mounted_404),
     ])
-    guarded = RequestGuard(app, api_paths=("/score", "/bad"), settings=ServingSettings(**settings))
+    guarded = RequestGuard(app, settings=ServingSettings(**settings))
     return TestClient(guarded, raise_server_exceptions=False)
 
 
@@ -52,18 +58,18 @@ def test_without_a_key_everything_is_open():
 
 
 def test_with_a_key_requests_need_the_bearer_token():
-    client = _client(INFLUENCE_API_KEY="s3cret")
+    client = _client(INFLUENCE_API_KEY=KEY)
     missing = client.post("/score", json={})
     assert missing.status_code == 401
     assert missing.headers["www-authenticate"] == "Bearer"
     assert "Authorization: Bearer" in missing.json()["error"]
     assert client.post("/score", json={}, headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert client.post("/score", json={}, headers={"Authorization": "Basic s3cret"}).status_code == 401
-    assert client.post("/score", json={}, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/score", json={}, headers={"Authorization": f"Basic {KEY}"}).status_code == 401
+    assert client.post("/score", json={}, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
 
 def test_health_stays_open_with_a_key():
-    assert _client(INFLUENCE_API_KEY="s3cret").get("/livez").status_code == 200
+    assert _client(INFLUENCE_API_KEY=KEY).get("/livez").status_code == 200
 
 
 def test_announced_body_over_the_limit_is_413():
@@ -121,10 +127,58 @@ def test_bentoml_tuple_wrapped_errors_are_unwrapped():
     assert payload.error == "no such task"
 
 
-def test_json_answers_of_other_routes_keep_their_shape():
+def test_json_errors_of_any_route_are_made_error_bodies():
     response = _client().get("/users/x/score")
     assert response.status_code == 404
-    assert response.json() == {"detail": "no score history for user 'x'", "user_id": "x"}
+    assert response.json() == {"error": "no score history for user 'x'", "errors": []}
+
+
+def test_error_bodies_pass_unchanged():
+    body = b'{"error": "no", "errors": [{"path": "a", "problem": "b"}]}'
+    assert error_payload(404, body, "application/json") is None
+
+
+def test_bentoml_validation_answers_list_at_most_20_problems_and_count_all():
+    detail = [{"type": "missing", "loc": ["f", i], "msg": "Field required"} for i in range(500)]
+    payload = error_payload(400, json.dumps({"error": "x", "detail": detail}).encode(),
+                            "application/json")
+    assert len(payload.errors) == 20
+    assert payload.error == "invalid request: 500 problems (20 listed, 480 not shown)"
+
+
+async def broken(request: Request) -> JSONResponse:
+    raise ValueError("boom")
+
+
+async def raw_fault(scope, receive, send) -> None:
+    raise ValueError("boom")
+
+
+@pytest.mark.parametrize("app", [Starlette(routes=[Route("/broken", broken)]), raw_fault])
+def test_a_fault_is_a_500_error_body(app):
+    """Whether the app answers its own 500 (a Starlette app) or lets the exception out."""
+    response = TestClient(RequestGuard(app), raise_server_exceptions=False).get("/broken")
+    assert response.status_code == 500
+    assert set(response.json()) == {"error", "errors"} and response.json()["errors"] == []
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    (json.dumps({"snapshot": {"received": {f"k{i}": 1 for i in range(5000)}}}), "5000 keys"),
+    ("[" * 40 + "]" * 40 + " " * 5000, "40 levels"),
+    (json.dumps({"snapshots": [0] * 2500}), "2500 items"),
+    (json.dumps({"snapshot": {"n": [{f"k{i}": 1 for i in range(30)} for _ in range(100)]}}),
+     "3001 keys in all"),
+])
+def test_bodies_beyond_the_shape_limits_get_400_before_they_are_parsed(body, words):
+    response = _client().post("/score", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    assert words in response.json()["error"] and response.json()["errors"][0]["path"] == ""
+
+
+def test_bodies_within_the_shape_limits_reach_the_app():
+    body = json.dumps({"snapshots": [{"networks": {"twitter": {"window_days": 7}}}] * 2000})
+    response = _client().post("/score", content=body, headers={"content-type": "application/json"})
+    assert response.json() == {"size": len(body)}
 
 
 # --- the request timeout that stands in for BentoML's -------------------------------------------

@@ -108,7 +108,9 @@ def test_batch_items_get_the_errors_they_get_alone_and_the_answer_is_the_contrac
     for i, (item, snapshot) in enumerate(zip(body["results"], snapshots, strict=True)):
         assert item["index"] == i
         if snapshot in bad:
-            assert set(item) == {"index", "errors"} and item["errors"] == _alone(snapshot)
+            alone = _alone(snapshot)
+            assert set(item) == {"index", "error", "errors"} and item["errors"] == alone
+            assert item["error"] == f"invalid snapshot: {len(alone)} problem" + "s" * (len(alone) > 1)
         else:
             assert set(item) == {"index", "result"}
             assert item["result"] == {k: v for k, v in _score(client, snapshot, explain=False).items()
@@ -275,7 +277,7 @@ def test_explained_batches_are_bounded(client):
 def test_the_service_times_requests_out_with_request_timeout(service_app):
     from bentoml._internal.server.http.traffic import TimeoutMiddleware
 
-    from serving.guard import RequestTimeout
+    from serving.runtime import RequestTimeout
 
     layers = [m.cls for m in service_app.user_middleware]
     assert RequestTimeout in layers and TimeoutMiddleware is RequestTimeout
